@@ -1,0 +1,274 @@
+// Package agent follows a config-server-sse stream and keeps files in step
+// with it: each settings snapshot is rendered through the configured
+// templates, installed atomically, checked, and announced to the programs
+// that read the files. Rendering and installing are left to package render.
+//
+// The package is also the SDK for the stream: Follow and Stream give a Go
+// program the same reconnecting, validating client that the daemon uses.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// Options change how an Agent applies updates.
+type Options struct {
+	DryRun bool // render and report, write nothing, reload nothing
+}
+
+// Agent applies snapshots to the configured templates and reload targets.
+// Its methods are called from one goroutine.
+type Agent struct {
+	cfg       *Config
+	log       *zap.Logger
+	opts      Options
+	templates []*templateFile
+	targets   map[string]*Target
+	applied   string // hash of the last snapshot applied, "" before the first
+}
+
+// templateFile is one [[template]] with its parsed source.
+type templateFile struct {
+	cfg  TemplateConfig
+	tmpl *render.Template
+	mode fs.FileMode
+	uid  int
+	gid  int
+}
+
+// New parses every template of cfg and prepares its reload targets. The
+// error lists every template that does not parse.
+func New(cfg *Config, log *zap.Logger, opts Options) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log, opts: opts, targets: map[string]*Target{}}
+	var errs []error
+	for _, tc := range cfg.Templates {
+		tf, err := loadTemplate(tc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.templates = append(a.templates, tf)
+	}
+	for _, rc := range cfg.Reloads {
+		t, err := NewTarget(rc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.targets[rc.Name] = t
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return a, nil
+}
+
+func loadTemplate(tc TemplateConfig) (*templateFile, error) {
+	tmpl, err := render.ParseFile(tc.Source)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", tc.Source, err)
+	}
+	tf := &templateFile{cfg: tc, tmpl: tmpl}
+	if tc.Mode != "" {
+		tf.mode, _ = parseMode(tc.Mode) // validated by LoadConfig
+	}
+	tf.uid, _ = lookupUID(tc.User)
+	tf.gid, _ = lookupGID(tc.Group)
+	return tf, nil
+}
+
+// Result says what one apply did.
+type Result struct {
+	Hash     string
+	Changed  []string // destinations whose content was replaced
+	Reloaded []string // targets reloaded
+	Duration time.Duration
+}
+
+// Run follows the stream and applies every new snapshot until ctx is
+// cancelled. It returns ctx's error, or an error when the stream gave up.
+func (a *Agent) Run(ctx context.Context) error {
+	a.removeStale()
+	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log, Fallback: a.fromCache}
+	return stream.Run(ctx, func(s Snapshot) {
+		a.applyAndLog(ctx, s)
+	})
+}
+
+// Once fetches the current settings and applies them.
+func (a *Agent) Once(ctx context.Context) (Result, error) {
+	a.removeStale()
+	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log}
+	snap, err := stream.Fetch(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	return a.Apply(ctx, snap)
+}
+
+// applyAndLog applies s and logs the outcome; errors never stop the agent.
+func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
+	res, err := a.Apply(ctx, s)
+	if err != nil {
+		a.log.Error("update rejected", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin), zap.Error(err))
+		return
+	}
+	if len(res.Changed) == 0 {
+		a.log.Debug("update changed nothing", zap.String("hash", s.ShortHash()))
+		return
+	}
+	a.log.Info("update applied", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin),
+		zap.Strings("changed", res.Changed), zap.Strings("reloaded", res.Reloaded),
+		zap.Duration("duration", res.Duration))
+}
+
+// Apply renders every template with s, installs the files that changed,
+// runs the checks of the targets whose files changed, and reloads them. If
+// rendering fails nothing is written; if a check fails every file of the
+// update is put back and nothing is reloaded. Errors never quote a value.
+func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
+	start := time.Now()
+	res := Result{Hash: s.Hash}
+
+	files, err := a.renderAll(s)
+	if err != nil {
+		return res, err
+	}
+	if a.opts.DryRun {
+		return res, nil
+	}
+
+	txn, err := render.Stage(files)
+	if err != nil {
+		return res, err
+	}
+	defer txn.Abort()
+	res.Changed = txn.Changed()
+	if len(res.Changed) == 0 {
+		a.applied = s.Hash
+		a.saveCache(s)
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+
+	if err := txn.Commit(); err != nil {
+		return res, err
+	}
+	targets := a.affectedTargets(res.Changed)
+	for _, t := range targets {
+		if err := t.Check(ctx, nil); err != nil {
+			if rbErr := txn.Rollback(); rbErr != nil {
+				err = errors.Join(err, rbErr)
+			}
+			return Result{Hash: s.Hash}, fmt.Errorf("target %s: %s; update rolled back", t.Name(), render.Redact(err.Error(), s.Settings))
+		}
+	}
+
+	for _, t := range targets {
+		if err := t.Reload(ctx); err != nil {
+			a.log.Error("reload failed", zap.String("target", t.Name()), zap.String("error", render.Redact(err.Error(), s.Settings)))
+			continue
+		}
+		res.Reloaded = append(res.Reloaded, t.Name())
+	}
+	a.applied = s.Hash
+	a.saveCache(s)
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// saveCache writes s as the last-known-good snapshot, if a cache is set.
+func (a *Agent) saveCache(s Snapshot) {
+	if a.cfg.Cache.Path == "" || s.Origin == "cache" {
+		return
+	}
+	if err := WriteCache(a.cfg.Cache.Path, a.cfg.Source.Env, s); err != nil {
+		a.log.Warn("cannot save cache", zap.String("file", a.cfg.Cache.Path), zap.Error(err))
+	}
+}
+
+// fromCache returns the cached snapshot when the server cannot be reached
+// at start; a missing or corrupt cache is logged and ignored.
+func (a *Agent) fromCache() (Snapshot, bool) {
+	if a.cfg.Cache.Path == "" {
+		return Snapshot{}, false
+	}
+	s, err := ReadCache(a.cfg.Cache.Path, a.cfg.Source.Env)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.log.Warn("cache ignored", zap.Error(err))
+		}
+		return Snapshot{}, false
+	}
+	a.log.Info("server unreachable, rendering from cache", zap.String("file", a.cfg.Cache.Path),
+		zap.String("hash", s.ShortHash()), zap.Duration("age", time.Since(s.Time).Round(time.Second)))
+	return s, true
+}
+
+// renderAll renders every template in memory; the first error fails all.
+func (a *Agent) renderAll(s Snapshot) ([]render.File, error) {
+	data := render.Data{Settings: s.Settings, Env: a.cfg.Source.Env}
+	files := make([]render.File, 0, len(a.templates))
+	for _, tf := range a.templates {
+		content, err := tf.tmpl.Render(data)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", tf.cfg.Source, err)
+		}
+		files = append(files, render.File{
+			Path: tf.cfg.Destination, Content: content, Mode: tf.mode,
+			UID: tf.uid, GID: tf.gid, CreateDirs: tf.cfg.CreateDirs,
+		})
+	}
+	return files, nil
+}
+
+// affectedTargets returns, sorted by name, the targets of changed files.
+func (a *Agent) affectedTargets(changed []string) []*Target {
+	isChanged := map[string]bool{}
+	for _, p := range changed {
+		isChanged[p] = true
+	}
+	seen := map[string]bool{}
+	var out []*Target
+	for _, tf := range a.templates {
+		name := tf.cfg.Reload
+		if name == "" || seen[name] || !isChanged[tf.cfg.Destination] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, a.targets[name])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
+
+// removeStale deletes temporary files a crashed agent left beside the
+// destinations.
+func (a *Agent) removeStale() {
+	seen := map[string]bool{}
+	for _, tf := range a.templates {
+		dir := filepath.Dir(tf.cfg.Destination)
+		if seen[dir] {
+			continue
+		}
+		seen[dir] = true
+		removed, err := render.RemoveStale(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			a.log.Warn("cannot clean temporary files", zap.String("dir", dir), zap.Error(err))
+		}
+		for _, p := range removed {
+			a.log.Info("removed stale temporary file", zap.String("file", p))
+		}
+	}
+}

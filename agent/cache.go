@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// cacheFile is the on-disk form of the last applied snapshot.
+type cacheFile struct {
+	Env      string          `json:"env"`
+	Hash     string          `json:"hash"`
+	Time     time.Time       `json:"time"`
+	Settings json.RawMessage `json:"settings"`
+}
+
+// WriteCache saves s as the last-known-good snapshot at path, atomically
+// and with mode 0600 (settings may hold secrets).
+func WriteCache(path, env string, s Snapshot) error {
+	settings, err := json.Marshal(s.Settings)
+	if err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	data, err := json.Marshal(cacheFile{Env: env, Hash: s.Hash, Time: s.Time, Settings: settings})
+	if err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	txn, err := render.Stage([]render.File{{Path: path, Content: data, Mode: 0o600, UID: -1, GID: -1}})
+	if err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	defer txn.Abort()
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("write cache: %w", err)
+	}
+	return nil
+}
+
+// ReadCache loads the snapshot saved at path for env. The error says why
+// a cache is unusable: missing, corrupt, or saved for another environment.
+func ReadCache(path, env string) (Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var c cacheFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&c); err != nil {
+		return Snapshot{}, fmt.Errorf("cache %s is corrupt: %v", path, err)
+	}
+	if c.Env != env {
+		return Snapshot{}, fmt.Errorf("cache %s holds environment %q, not %q", path, c.Env, env)
+	}
+	snap, err := DecodeSettings(c.Settings, "cache")
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("cache %s is corrupt: %w", path, err)
+	}
+	if snap.Hash != c.Hash {
+		return Snapshot{}, fmt.Errorf("cache %s is corrupt: its hash does not match its settings", path)
+	}
+	snap.Time = c.Time
+	return snap, nil
+}

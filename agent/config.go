@@ -1,0 +1,417 @@
+package agent
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/sys/unix"
+)
+
+// Config is the agent's configuration file, decoded from TOML by LoadConfig.
+// The README lists every key with its default.
+type Config struct {
+	Source    SourceConfig     `toml:"source"`
+	Backoff   BackoffConfig    `toml:"backoff"`
+	Apply     ApplyConfig      `toml:"apply"`
+	Cache     CacheConfig      `toml:"cache"`
+	Log       LogConfig        `toml:"log"`
+	Status    StatusConfig     `toml:"status"`
+	Templates []TemplateConfig `toml:"template"`
+	Reloads   []ReloadConfig   `toml:"reload"`
+
+	path string // the file it was loaded from, for error messages
+}
+
+// SourceConfig says where the settings come from.
+type SourceConfig struct {
+	URL                string            `toml:"url"`                  // base URL of the config server; required
+	Env                string            `toml:"env"`                  // environment name; required
+	TokenFile          string            `toml:"token_file"`           // bearer token, read at every connect; "": none
+	Headers            map[string]string `toml:"headers"`              // extra request headers
+	CAFile             string            `toml:"ca_file"`              // PEM roots to trust; "": the system's
+	CertFile           string            `toml:"cert_file"`            // client certificate (PEM)
+	KeyFile            string            `toml:"key_file"`             // client key (PEM)
+	InsecureSkipVerify bool              `toml:"insecure_skip_verify"` // skip TLS verification; logs a warning
+	IdleTimeout        Duration          `toml:"idle_timeout"`         // no bytes for this long: reconnect; default 45s
+	ResyncInterval     Duration          `toml:"resync_interval"`      // GET /config/{env} period; default 5m; 0 = off
+	MaxEventBytes      ByteSize          `toml:"max_event_bytes"`      // largest event accepted; default 8MiB
+	AllowEmpty         bool              `toml:"allow_empty"`          // accept an empty settings map
+}
+
+// BackoffConfig shapes the delays between reconnects.
+type BackoffConfig struct {
+	Min        Duration `toml:"min"`         // first delay; default 500ms
+	Max        Duration `toml:"max"`         // longest delay; default 30s
+	Factor     float64  `toml:"factor"`      // growth per failure; default 2
+	Jitter     *bool    `toml:"jitter"`      // randomise delays; default true
+	MaxRetries int      `toml:"max_retries"` // failures in a row before giving up; 0 = never
+}
+
+// ApplyConfig controls when updates are applied.
+type ApplyConfig struct {
+	WaitMin Duration `toml:"wait_min"` // apply once no update came for this long; 0 = at once
+	WaitMax Duration `toml:"wait_max"` // but never wait longer than this; 0 = 4 x wait_min
+}
+
+// CacheConfig locates the last-known-good snapshot.
+type CacheConfig struct {
+	Path string `toml:"path"` // "": no cache
+}
+
+// LogConfig chooses the log encoding and level.
+type LogConfig struct {
+	Format string `toml:"format"` // "console" or "json"; default: console on a terminal, else json
+	Level  string `toml:"level"`  // debug, info, warn, error; default info
+}
+
+// StatusConfig enables the HTTP status endpoint.
+type StatusConfig struct {
+	Listen string   `toml:"listen"` // address for /healthz and /metrics; "": off
+	Grace  Duration `toml:"grace"`  // /healthz turns 503 after this long disconnected; default 30s
+}
+
+// TemplateConfig is one [[template]]: a source rendered to a destination.
+type TemplateConfig struct {
+	Source       string `toml:"source"`        // template file; required
+	Destination  string `toml:"destination"`   // file written; required
+	Mode         string `toml:"mode"`          // octal, e.g. "0644"; "": keep existing, new files 0644
+	User         string `toml:"user"`          // owner name or uid; "": keep existing
+	Group        string `toml:"group"`         // group name or gid; "": keep existing
+	CreateDirs   bool   `toml:"create_dirs"`   // create missing parent directories
+	Backup       bool   `toml:"backup"`        // keep the previous version as a hidden sibling
+	RestoreDrift bool   `toml:"restore_drift"` // put the file back when someone else changes it
+	InPlace      bool   `toml:"in_place"`      // write in place when rename cannot work (not atomic)
+	MissingKey   string `toml:"missing_key"`   // "error" (default) or "zero"
+	Reload       string `toml:"reload"`        // name of a [[reload]] target; "": none
+}
+
+// ReloadConfig is one [[reload]] target: how to tell a program to reread.
+type ReloadConfig struct {
+	Name          string   `toml:"name"`            // referenced by [[template]] reload; required
+	Check         string   `toml:"check"`           // shell command that must succeed before reload
+	Signal        string   `toml:"signal"`          // e.g. "SIGHUP"; with pid_file
+	PIDFile       string   `toml:"pid_file"`        // file holding the pid to signal
+	ProcessName   string   `toml:"process_name"`    // refuse a pid whose process has another name
+	Command       string   `toml:"command"`         // shell command, instead of signal + pid_file
+	Timeout       Duration `toml:"timeout"`         // for check and command; default 30s
+	MinInterval   Duration `toml:"min_interval"`    // reloads closer together are deferred; 0 = none
+	ReloadOnStart bool     `toml:"reload_on_start"` // reload after the first apply even if nothing changed
+}
+
+// Duration is a time.Duration written in Go's syntax ("45s", "5m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"30s\" or \"5m\", got %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("want a duration of zero or more, got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes d in Go's syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// ByteSize is a size in bytes, written as "8MiB", "512KiB", "1GiB" or a number.
+type ByteSize int64
+
+// UnmarshalText parses a size with an optional KiB, MiB or GiB suffix.
+func (s *ByteSize) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(text, u.suffix) {
+			text, mult = strings.TrimSpace(strings.TrimSuffix(text, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a positive size such as \"8MiB\", got %q", b)
+	}
+	*s = ByteSize(n * mult)
+	return nil
+}
+
+// LoadConfig reads, decodes and validates the config file at path, and
+// fills in defaults. Unknown keys are errors. The returned error lists
+// every problem found, each naming the file and the key.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig is LoadConfig on data already read; path names it in errors.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	c := &Config{path: path}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var problems []error
+	for _, k := range md.Undecoded() {
+		problems = append(problems, fmt.Errorf("%s: unknown key %q%s", path, k.String(), lineOf(data, k)))
+	}
+	c.setDefaults()
+	if !md.IsDefined("source", "resync_interval") {
+		c.Source.ResyncInterval.Duration = resyncDefault
+	}
+	problems = append(problems, c.validate()...)
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return c, nil
+}
+
+// ConfigError lists every problem found in a config file.
+type ConfigError struct {
+	Problems []error
+}
+
+func (e *ConfigError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap returns the individual problems.
+func (e *ConfigError) Unwrap() []error { return e.Problems }
+
+// lineOf finds the line on which the last part of key is set, for messages.
+func lineOf(data []byte, k toml.Key) string {
+	name := k[len(k)-1]
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, name) && strings.HasPrefix(strings.TrimSpace(t[len(name):]), "=") {
+			return fmt.Sprintf(" (line %d)", i+1)
+		}
+	}
+	return ""
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *Duration, v time.Duration) {
+		if d.Duration == 0 {
+			d.Duration = v
+		}
+	}
+	def(&c.Source.IdleTimeout, 45*time.Second)
+	if c.Source.MaxEventBytes == 0 {
+		c.Source.MaxEventBytes = 8 << 20
+	}
+	def(&c.Backoff.Min, 500*time.Millisecond)
+	def(&c.Backoff.Max, 30*time.Second)
+	if c.Backoff.Factor == 0 {
+		c.Backoff.Factor = 2
+	}
+	if c.Backoff.Jitter == nil {
+		t := true
+		c.Backoff.Jitter = &t
+	}
+	def(&c.Status.Grace, 30*time.Second)
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	for i := range c.Templates {
+		if c.Templates[i].MissingKey == "" {
+			c.Templates[i].MissingKey = "error"
+		}
+	}
+	for i := range c.Reloads {
+		def(&c.Reloads[i].Timeout, 30*time.Second)
+	}
+}
+
+// resyncDefault applies when resync_interval is absent; "0s" turns resync off.
+const resyncDefault = 5 * time.Minute
+
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", c.path, key, fmt.Sprintf(format, args...)))
+	}
+	if c.Source.URL == "" {
+		bad("source.url", "required: the config server's base URL, e.g. \"http://127.0.0.1:8080\"")
+	} else if !strings.HasPrefix(c.Source.URL, "http://") && !strings.HasPrefix(c.Source.URL, "https://") {
+		bad("source.url", "want an http:// or https:// URL")
+	}
+	if c.Source.Env == "" {
+		bad("source.env", "required: the environment to follow, e.g. \"dev\"")
+	}
+	if (c.Source.CertFile == "") != (c.Source.KeyFile == "") {
+		bad("source.cert_file", "cert_file and key_file go together")
+	}
+	if c.Backoff.Max.Duration < c.Backoff.Min.Duration {
+		bad("backoff.max", "must not be shorter than backoff.min (%s)", c.Backoff.Min)
+	}
+	if c.Backoff.Factor < 1 {
+		bad("backoff.factor", "want 1 or more, got %g", c.Backoff.Factor)
+	}
+	if c.Backoff.MaxRetries < 0 {
+		bad("backoff.max_retries", "want 0 (forever) or more, got %d", c.Backoff.MaxRetries)
+	}
+	switch c.Log.Format {
+	case "", "console", "json":
+	default:
+		bad("log.format", "want \"console\" or \"json\", got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if len(c.Templates) == 0 {
+		bad("template", "at least one [[template]] is required")
+	}
+
+	targets := map[string]bool{}
+	for i, r := range c.Reloads {
+		key := fmt.Sprintf("reload[%d]", i)
+		if r.Name == "" {
+			bad(key+".name", "required")
+		} else if targets[r.Name] {
+			bad(key+".name", "%q is defined twice", r.Name)
+		}
+		targets[r.Name] = true
+		errs = append(errs, c.validateReload(key, r)...)
+	}
+
+	dests := map[string]int{}
+	used := map[string]bool{}
+	for i, t := range c.Templates {
+		key := fmt.Sprintf("template[%d]", i)
+		if t.Source == "" {
+			bad(key+".source", "required")
+		}
+		if t.Destination == "" {
+			bad(key+".destination", "required")
+		} else if j, dup := dests[t.Destination]; dup {
+			bad(key+".destination", "%s is also the destination of template[%d]", t.Destination, j)
+		} else {
+			dests[t.Destination] = i
+		}
+		if t.Mode != "" {
+			if _, err := parseMode(t.Mode); err != nil {
+				bad(key+".mode", "%v", err)
+			}
+		}
+		if _, err := lookupUID(t.User); err != nil {
+			bad(key+".user", "%v", err)
+		}
+		if _, err := lookupGID(t.Group); err != nil {
+			bad(key+".group", "%v", err)
+		}
+		switch t.MissingKey {
+		case "error", "zero":
+		default:
+			bad(key+".missing_key", "want \"error\" or \"zero\", got %q", t.MissingKey)
+		}
+		if t.Reload != "" {
+			used[t.Reload] = true
+			if !targets[t.Reload] {
+				bad(key+".reload", "no [[reload]] is named %q", t.Reload)
+			}
+		}
+	}
+	for _, r := range c.Reloads {
+		if r.Name != "" && !used[r.Name] {
+			bad("reload."+r.Name, "no [[template]] names this target in its reload key")
+		}
+	}
+	return errs
+}
+
+func (c *Config) validateReload(key string, r ReloadConfig) []error {
+	var errs []error
+	bad := func(k, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s.%s: %s", c.path, key, k, fmt.Sprintf(format, args...)))
+	}
+	hasSignal := r.Signal != "" || r.PIDFile != ""
+	switch {
+	case r.Command != "" && hasSignal:
+		bad("command", "set either command, or signal with pid_file, not both")
+	case r.Command == "" && !hasSignal:
+		bad("command", "set command, or signal with pid_file")
+	case hasSignal && r.PIDFile == "":
+		bad("pid_file", "required with signal")
+	case hasSignal && r.Signal == "":
+		bad("signal", "required with pid_file, e.g. \"SIGHUP\"")
+	case hasSignal:
+		if _, err := ParseSignal(r.Signal); err != nil {
+			bad("signal", "%v", err)
+		}
+	}
+	return errs
+}
+
+// parseMode reads an octal permission string such as "0644".
+func parseMode(s string) (fs.FileMode, error) {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n == 0 || n > 0o777 {
+		return 0, fmt.Errorf("want an octal permission such as \"0644\", got %q", s)
+	}
+	return fs.FileMode(n), nil
+}
+
+// lookupUID resolves a user name or number; "" gives -1 (keep).
+func lookupUID(name string) (int, error) {
+	if name == "" {
+		return -1, nil
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("no user %q on this machine", name)
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+// lookupGID resolves a group name or number; "" gives -1 (keep).
+func lookupGID(name string) (int, error) {
+	if name == "" {
+		return -1, nil
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("no group %q on this machine", name)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// ParseSignal accepts a signal name as Go knows it, such as "SIGHUP" or
+// "SIGUSR1"; the "SIG" prefix may be left out.
+func ParseSignal(name string) (syscall.Signal, error) {
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if sig := unix.SignalNum(n); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q, want a name such as \"SIGHUP\"", name)
+}

@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// Snapshot is one complete settings map received from the server.
+type Snapshot struct {
+	Settings map[string]any // numbers normalised as render.ParseSettings does
+	Hash     string         // hex SHA-256 of the settings' canonical JSON
+	Time     time.Time      // when it was received
+	Origin   string         // "stream", "resync", "fetch" or "cache"
+}
+
+// ShortHash is the first 12 hex digits of Hash, for logs.
+func (s Snapshot) ShortHash() string {
+	if len(s.Hash) < 12 {
+		return s.Hash
+	}
+	return s.Hash[:12]
+}
+
+// NewSnapshot hashes settings into a Snapshot.
+func NewSnapshot(settings map[string]any, origin string) (Snapshot, error) {
+	canonical, err := json.Marshal(settings)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("hash settings: %w", err)
+	}
+	sum := sha256.Sum256(canonical)
+	return Snapshot{Settings: settings, Hash: hex.EncodeToString(sum[:]), Time: time.Now(), Origin: origin}, nil
+}
+
+// DecodeEvent decodes a stream event's data, {"settings": {...}}. The error
+// says what was wrong (invalid JSON at an offset, no settings key, settings
+// of the wrong type) and never quotes a value.
+func DecodeEvent(data []byte) (Snapshot, error) {
+	v, err := render.DecodeJSON(data)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return Snapshot{}, fmt.Errorf("event data is a JSON %s, want an object with a \"settings\" key", render.KindOf(v))
+	}
+	raw, ok := obj["settings"]
+	if !ok {
+		return Snapshot{}, fmt.Errorf("event has no \"settings\" key (keys: %s)", keyList(obj))
+	}
+	settings, ok := raw.(map[string]any)
+	if !ok {
+		return Snapshot{}, fmt.Errorf("event's \"settings\" is a JSON %s, want an object", render.KindOf(raw))
+	}
+	return NewSnapshot(settings, "stream")
+}
+
+// DecodeSettings decodes a bare settings object, as GET /config/{env} sends it.
+func DecodeSettings(data []byte, origin string) (Snapshot, error) {
+	settings, err := render.ParseSettings(data)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return NewSnapshot(settings, origin)
+}
+
+// keyList names at most ten keys of obj, sorted, for error messages.
+func keyList(obj map[string]any) string {
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, fmt.Sprintf("%q", k))
+	}
+	sort.Strings(keys)
+	if len(keys) > 10 {
+		keys = append(keys[:10], "...")
+	}
+	if len(keys) == 0 {
+		return "none"
+	}
+	return strings.Join(keys, ", ")
+}

@@ -1,0 +1,111 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"text/template"
+	"text/template/parse"
+)
+
+// ErrMissingValue reports that a template printed a key that is absent, a
+// null, or an index that is not there. It is wrapped in the render error.
+var ErrMissingValue = errors.New("missing value")
+
+// Data is what a template sees: {{.Settings.key}} and {{.Env}}.
+type Data struct {
+	Settings map[string]any
+	Env      string
+}
+
+// Template is a parsed template file. It is safe for concurrent use.
+type Template struct {
+	name string // the source path, used in every error
+	tmpl *template.Template
+}
+
+// Name returns the template's source path.
+func (t *Template) Name() string { return t.name }
+
+// ParseFile reads and parses the template file at path.
+func ParseFile(path string) (*Template, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, string(src))
+}
+
+// Parse parses a template from text; name is used in error messages.
+// Parse errors name the file and line.
+func Parse(name, text string) (*Template, error) {
+	t, err := template.New(name).
+		Option("missingkey=error").
+		Funcs(funcMap()).
+		Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			guardPrints(tt.Tree.Root)
+		}
+	}
+	return &Template{name: name, tmpl: t}, nil
+}
+
+// Render executes the template against data. A missing key, a null printed
+// as a value or an index miss is an error wrapping ErrMissingValue; the
+// error names the template, line and key and never quotes a setting value.
+func (t *Template) Render(data Data) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := t.tmpl.Execute(&buf, data); err != nil {
+		return nil, redact(t.name, err, data.Settings)
+	}
+	return buf.Bytes(), nil
+}
+
+// guardPrints makes every action that prints a value pass it through
+// printValueFunc first, so that a nil (a null, or an index miss) fails the
+// render instead of printing "<no value>". Go's missingkey=error alone only
+// catches a map key that is absent.
+func guardPrints(n parse.Node) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			guardPrints(c)
+		}
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) == 0 {
+			where := &parse.StringNode{NodeType: parse.NodeString, Quoted: fmt.Sprintf("%q", n.String()), Text: n.String()}
+			guard := &parse.CommandNode{NodeType: parse.NodeCommand, Args: []parse.Node{
+				&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Ident: printValueFunc},
+				where,
+			}}
+			n.Pipe.Cmds = append(n.Pipe.Cmds, guard)
+		}
+	case *parse.IfNode:
+		guardPrints(n.List)
+		guardPrints(n.ElseList)
+	case *parse.RangeNode:
+		guardPrints(n.List)
+		guardPrints(n.ElseList)
+	case *parse.WithNode:
+		guardPrints(n.List)
+		guardPrints(n.ElseList)
+	}
+}
+
+const printValueFunc = "_sseconfd_print"
+
+// printValue is appended to every printing action by guardPrints.
+func printValue(action string, v any) (any, error) {
+	if v == nil {
+		return nil, fmt.Errorf("%s: %w (null or absent)", action, ErrMissingValue)
+	}
+	return v, nil
+}
