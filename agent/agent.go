@@ -35,7 +35,9 @@ type Agent struct {
 	opts      Options
 	templates []*templateFile
 	targets   map[string]*Target
-	applied   string // hash of the last snapshot applied, "" before the first
+	applied   string      // hash of the last snapshot applied, "" before the first
+	last      *Snapshot   // the last snapshot received, to render again on request
+	requests  chan func() // work for the Run goroutine, from Do
 }
 
 // templateFile is one [[template]] with its parsed source.
@@ -50,7 +52,7 @@ type templateFile struct {
 // New parses every template of cfg and prepares its reload targets. The
 // error lists every template that does not parse.
 func New(cfg *Config, log *zap.Logger, opts Options) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, opts: opts, targets: map[string]*Target{}}
+	a := &Agent{cfg: cfg, log: log, opts: opts, targets: map[string]*Target{}, requests: make(chan func())}
 	var errs []error
 	for _, tc := range cfg.Templates {
 		tf, err := loadTemplate(tc)
@@ -98,12 +100,54 @@ type Result struct {
 
 // Run follows the stream and applies every new snapshot until ctx is
 // cancelled. It returns ctx's error, or an error when the stream gave up.
+// Every goroutine it starts has ended when it returns.
+//
+// The stream is read in its own goroutine and hands snapshots over through
+// a newest-wins slot, so the socket is drained while an update is applied;
+// everything else (applying, timers, requests from Do) happens in the
+// goroutine that called Run, which owns the Agent's state.
 func (a *Agent) Run(ctx context.Context) error {
 	a.removeStale()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	pending := newLatest[Snapshot]()
 	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log, Fallback: a.fromCache}
-	return stream.Run(ctx, func(s Snapshot) {
-		a.applyAndLog(ctx, s)
-	})
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- stream.Run(ctx, pending.put) }()
+
+	for {
+		select {
+		case <-ctx.Done():
+			<-streamDone
+			return ctx.Err()
+		case err := <-streamDone:
+			return err
+		case <-pending.ready():
+			if s, ok := pending.take(); ok {
+				a.applyAndLog(ctx, s)
+			}
+		case f := <-a.requests:
+			f()
+		}
+	}
+}
+
+// Do runs f in the goroutine of Run, between updates, and waits for it.
+// It reports false, without running f, when ctx ends first.
+func (a *Agent) Do(ctx context.Context, f func()) bool {
+	done := make(chan struct{})
+	select {
+	case a.requests <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Once fetches the current settings and applies them.
@@ -119,6 +163,7 @@ func (a *Agent) Once(ctx context.Context) (Result, error) {
 
 // applyAndLog applies s and logs the outcome; errors never stop the agent.
 func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
+	a.last = &s
 	res, err := a.Apply(ctx, s)
 	if err != nil {
 		a.log.Error("update rejected", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin), zap.Error(err))

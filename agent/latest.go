@@ -98,3 +98,6 @@ func (l *latest[T]) wait(ctx context.Context) (T, bool) {
 		}
 	}
 }
+
+// ready is signalled when a value may be pending; follow it with take.
+func (l *latest[T]) ready() <-chan struct{} { return l.changed }
