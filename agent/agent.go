@@ -77,7 +77,11 @@ func New(cfg *Config, log *zap.Logger, opts Options) (*Agent, error) {
 }
 
 func loadTemplate(tc TemplateConfig) (*templateFile, error) {
-	tmpl, err := render.ParseFile(tc.Source)
+	var opts []render.Option
+	if tc.MissingKey == "zero" {
+		opts = append(opts, render.MissingKeyZero())
+	}
+	tmpl, err := render.ParseFile(tc.Source, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("template %s: %w", tc.Source, err)
 	}

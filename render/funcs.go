@@ -10,8 +10,8 @@ import (
 )
 
 // funcMap is the text/template built-ins plus sprig, with these changes:
-// index fails on a missing map key, required fails the render with a
-// message, and the print guard used by guardPrints.
+// index fails on a missing map key and required fails the render with a
+// message. Parse adds the print guard used by guardPrints.
 func funcMap() template.FuncMap {
 	m := sprig.TxtFuncMap()
 	// sprig's env and expandenv would let a template read the agent's own
@@ -20,7 +20,6 @@ func funcMap() template.FuncMap {
 	delete(m, "expandenv")
 	m["index"] = strictIndex
 	m["required"] = required
-	m[printValueFunc] = printValue
 	return m
 }
 

@@ -28,21 +28,49 @@ type Template struct {
 // Name returns the template's source path.
 func (t *Template) Name() string { return t.name }
 
+// Option changes how a template is parsed and rendered.
+type Option func(*options)
+
+type options struct {
+	zeroMissing bool
+}
+
+// MissingKeyZero makes an absent key, a null or an index miss print as an
+// empty string instead of failing the render (the config's
+// missing_key = "zero"). The text "<no value>" is still never printed.
+func MissingKeyZero() Option {
+	return func(o *options) { o.zeroMissing = true }
+}
+
 // ParseFile reads and parses the template file at path.
-func ParseFile(path string) (*Template, error) {
+func ParseFile(path string, opts ...Option) (*Template, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, string(src))
+	return Parse(path, string(src), opts...)
 }
 
 // Parse parses a template from text; name is used in error messages.
-// Parse errors name the file and line.
-func Parse(name, text string) (*Template, error) {
+// Parse errors name the file and line. Rendering is strict unless
+// MissingKeyZero is given.
+func Parse(name, text string, opts ...Option) (*Template, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	missingKey, guard := "missingkey=error", printValue
+	if o.zeroMissing {
+		missingKey, guard = "missingkey=zero", printValueOrEmpty
+	}
+	funcs := funcMap()
+	funcs[printValueFunc] = guard
+	if o.zeroMissing {
+		delete(funcs, "index") // Go's own index gives nil for a missing key
+	}
 	t, err := template.New(name).
-		Option("missingkey=error").
-		Funcs(funcMap()).
+		Option(missingKey).
+		Funcs(funcs).
 		Parse(text)
 	if err != nil {
 		return nil, err
@@ -106,6 +134,14 @@ const printValueFunc = "_sseconfd_print"
 func printValue(action string, v any) (any, error) {
 	if v == nil {
 		return nil, fmt.Errorf("%s: %w (null or absent)", action, ErrMissingValue)
+	}
+	return v, nil
+}
+
+// printValueOrEmpty is printValue for missing_key = "zero".
+func printValueOrEmpty(_ string, v any) (any, error) {
+	if v == nil {
+		return "", nil
 	}
 	return v, nil
 }

@@ -125,6 +125,17 @@ func TestNullGoesToFunctions(t *testing.T) {
 	}
 }
 
+func TestMissingKeyZero(t *testing.T) {
+	tmpl, err := Parse("t", `[{{ .Settings.absent }}][{{ .Settings.n }}][{{ index .Settings "absent" }}]`, MissingKeyZero())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tmpl.Render(Data{Settings: map[string]any{"n": nil}})
+	if err != nil || string(out) != "[][][]" {
+		t.Fatalf("Render = %q, %v; want %q", out, err, "[][][]")
+	}
+}
+
 func TestParseErrorNamesLine(t *testing.T) {
 	_, err := Parse("broken.tmpl", "ok\n{{ .Settings.x ")
 	if err == nil || !strings.Contains(err.Error(), "broken.tmpl:2") {
