@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"strconv"
@@ -141,7 +142,7 @@ func (s *ByteSize) UnmarshalText(b []byte) error {
 		}
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
-	if err != nil || n <= 0 {
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
 		return fmt.Errorf("want a positive size such as \"8MiB\", got %q", b)
 	}
 	*s = ByteSize(n * mult)
