@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"time"
 
@@ -24,13 +26,22 @@ import (
 
 // Options change how an Agent applies updates.
 type Options struct {
-	DryRun bool // render and report, write nothing, reload nothing
+	DryRun  bool      // render and report, write nothing, reload nothing
+	DiffOut io.Writer // with DryRun: where each file's unified diff goes; nil: nowhere
+	Version string    // reported by the sseconfd_build_info metric
+
+	// Notify, if set, is told the agent's state in sd_notify(3) terms:
+	// "READY=1" after the first apply (or the first apply from the cache),
+	// "WATCHDOG=1" every WatchdogInterval/2 from Run's loop. It must not block.
+	Notify           func(state string)
+	WatchdogInterval time.Duration // 0: no watchdog
 }
 
 // Agent applies snapshots to the configured templates and reload targets.
 // Its methods are called from one goroutine.
 type Agent struct {
 	cfg       *Config
+	baseLog   *zap.Logger // as given to New; log adds the env
 	log       *zap.Logger
 	opts      Options
 	templates []*templateFile
@@ -38,6 +49,9 @@ type Agent struct {
 	applied   string      // hash of the last snapshot applied, "" before the first
 	last      *Snapshot   // the last snapshot received, to render again on request
 	requests  chan func() // work for the Run goroutine, from Do
+	status    *status     // health and metrics, shared with the stream and HTTP goroutines
+	ready     bool        // READY=1 was sent
+	stale     staleParts  // what Run must restart after a request changed the config
 }
 
 // templateFile is one [[template]] with its parsed source.
@@ -50,30 +64,65 @@ type templateFile struct {
 }
 
 // New parses every template of cfg and prepares its reload targets. The
-// error lists every template that does not parse.
+// error is a *ConfigError listing every template that does not parse.
+// Load does the same from a config file, reporting the config's problems
+// and the templates' together.
 func New(cfg *Config, log *zap.Logger, opts Options) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, opts: opts, targets: map[string]*Target{}, requests: make(chan func())}
-	var errs []error
-	for _, tc := range cfg.Templates {
+	templates, problems := loadTemplates(cfg)
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return newAgent(cfg, templates, log, opts)
+}
+
+func newAgent(cfg *Config, templates []*templateFile, log *zap.Logger, opts Options) (*Agent, error) {
+	targets, errs := newTargets(cfg, nil)
+	if len(errs) > 0 {
+		return nil, &ConfigError{Problems: errs}
+	}
+	a := &Agent{cfg: cfg, baseLog: log, log: log.With(zap.String("env", cfg.Source.Env)), opts: opts,
+		templates: templates, targets: targets, requests: make(chan func()), status: newStatus(opts.Version)}
+	a.status.setGrace(cfg.Status.Grace.Duration)
+	return a, nil
+}
+
+// loadTemplates parses the source of every [[template]] of cfg that has
+// one; each that fails is a Problem naming the template's file and line.
+func loadTemplates(cfg *Config) ([]*templateFile, []error) {
+	var out []*templateFile
+	var problems []error
+	for i, tc := range cfg.Templates {
+		if tc.Source == "" {
+			continue // reported by the config's validation
+		}
 		tf, err := loadTemplate(tc)
 		if err != nil {
-			errs = append(errs, err)
+			problems = append(problems, templateProblem(cfg, i, err))
 			continue
 		}
-		a.templates = append(a.templates, tf)
+		out = append(out, tf)
 	}
+	return out, problems
+}
+
+// newTargets builds the reload targets of cfg, keeping those of old whose
+// config is unchanged, so that their state (last reload) carries over.
+func newTargets(cfg *Config, old map[string]*Target) (map[string]*Target, []error) {
+	targets := map[string]*Target{}
+	var errs []error
 	for _, rc := range cfg.Reloads {
+		if t, ok := old[rc.Name]; ok && reflect.DeepEqual(t.cfg, rc) {
+			targets[rc.Name] = t
+			continue
+		}
 		t, err := NewTarget(rc)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		a.targets[rc.Name] = t
+		targets[rc.Name] = t
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return a, nil
+	return targets, errs
 }
 
 func loadTemplate(tc TemplateConfig) (*templateFile, error) {
@@ -83,7 +132,7 @@ func loadTemplate(tc TemplateConfig) (*templateFile, error) {
 	}
 	tmpl, err := render.ParseFile(tc.Source, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", tc.Source, err)
+		return nil, err
 	}
 	tf := &templateFile{cfg: tc, tmpl: tmpl}
 	if tc.Mode != "" {
@@ -115,17 +164,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	stopStatus, err := a.startStatus()
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
+
 	pending := newLatest[Snapshot]()
-	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log, Fallback: a.fromCache}
-	streamDone := make(chan error, 1)
-	go func() { streamDone <- stream.Run(ctx, pending.put) }()
+	stream := a.startStream(ctx, pending)
+	defer func() { stream.stop() }()
+	watch := a.startWatch(ctx)
+	defer func() { watch.stop() }()
+	heartbeat := a.startHeartbeat()
+	defer heartbeat.Stop()
 
 	for {
 		select {
 		case <-ctx.Done():
-			<-streamDone
 			return ctx.Err()
-		case err := <-streamDone:
+		case err := <-stream.done:
 			return err
 		case <-pending.ready():
 			if s, ok := pending.take(); ok {
@@ -133,6 +190,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case f := <-a.requests:
 			f()
+			stream, watch = a.restartStale(ctx, pending, stream, watch)
+		case <-heartbeat.C:
+			a.notify("WATCHDOG=1")
 		}
 	}
 }
@@ -169,8 +229,17 @@ func (a *Agent) Once(ctx context.Context) (Result, error) {
 func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 	a.last = &s
 	res, err := a.Apply(ctx, s)
+	a.status.applyDone(s.Hash, res, err)
+	if !a.ready {
+		a.ready = true
+		a.notify("READY=1")
+	}
 	if err != nil {
 		a.log.Error("update rejected", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin), zap.Error(err))
+		return
+	}
+	if a.opts.DryRun {
+		a.log.Info("dry run: nothing written", zap.String("hash", s.ShortHash()), zap.Strings("would_change", res.Changed))
 		return
 	}
 	if len(res.Changed) == 0 {
@@ -195,7 +264,9 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 		return res, err
 	}
 	if a.opts.DryRun {
-		return res, nil
+		res.Changed, err = a.dryRun(files)
+		res.Duration = time.Since(start)
+		return res, err
 	}
 
 	txn, err := render.Stage(files)
@@ -226,9 +297,12 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 
 	for _, t := range targets {
 		if err := t.Reload(ctx); err != nil {
-			a.log.Error("reload failed", zap.String("target", t.Name()), zap.String("error", render.Redact(err.Error(), s.Settings)))
+			err = errors.New(render.Redact(err.Error(), s.Settings))
+			a.status.reloadDone(t.Name(), err)
+			a.log.Error("reload failed", zap.String("target", t.Name()), zap.Error(err))
 			continue
 		}
+		a.status.reloadDone(t.Name(), nil)
 		res.Reloaded = append(res.Reloaded, t.Name())
 	}
 	a.applied = s.Hash

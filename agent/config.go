@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"os/user"
+	"path/filepath"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +32,8 @@ type Config struct {
 	Templates []TemplateConfig `toml:"template"`
 	Reloads   []ReloadConfig   `toml:"reload"`
 
-	path string // the file it was loaded from, for error messages
+	path  string   // the file it was loaded from, for error messages
+	lines keyLines // the line of each key, for error messages
 }
 
 // SourceConfig says where the settings come from.
@@ -162,27 +168,76 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig is LoadConfig on data already read; path names it in errors.
 func ParseConfig(path string, data []byte) (*Config, error) {
-	c := &Config{path: path}
-	md, err := toml.Decode(string(data), c)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var problems []error
-	for _, k := range md.Undecoded() {
-		problems = append(problems, fmt.Errorf("%s: unknown key %q%s", path, k.String(), lineOf(data, k)))
-	}
-	c.setDefaults()
-	if !md.IsDefined("source", "resync_interval") {
-		c.Source.ResyncInterval.Duration = resyncDefault
-	}
-	problems = append(problems, c.validate()...)
+	c, problems := parseConfig(path, data)
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}
 	return c, nil
 }
 
-// ConfigError lists every problem found in a config file.
+// parseConfig decodes and validates data. It returns the config, with
+// defaults, even when there are problems (keys in error left at zero), so
+// that the templates can be checked too; nil only on a TOML syntax error.
+func parseConfig(path string, data []byte) (*Config, []error) {
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, []error{syntaxProblem(path, err)}
+	}
+	c := &Config{path: path, lines: scanKeyLines(data)}
+	var problems []error
+	checkKeys(raw, reflect.TypeOf(*c), "", func(key, msg string) {
+		problems = append(problems, c.problem(key, "%s", msg))
+	})
+
+	// What is left has the right keys and types: decode it.
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(raw); err != nil {
+		return nil, append(problems, fmt.Errorf("%s: re-encode config: %w", path, err))
+	}
+	if _, err := toml.Decode(buf.String(), c); err != nil {
+		return nil, append(problems, fmt.Errorf("%s: %w", path, err))
+	}
+	c.setDefaults()
+	if src, _ := raw["source"].(map[string]any); src == nil || src["resync_interval"] == nil {
+		c.Source.ResyncInterval.Duration = resyncDefault
+	}
+	problems = append(problems, c.validate()...)
+	sortProblems(problems)
+	return c, problems
+}
+
+// syntaxProblem turns a TOML parse error into a Problem with its line.
+func syntaxProblem(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &Problem{File: path, Line: pe.Position.Line, Msg: "TOML syntax: " + pe.Message}
+	}
+	return &Problem{File: path, Msg: err.Error()}
+}
+
+// problem builds a Problem about key, with the line that sets it.
+func (c *Config) problem(key, format string, args ...any) *Problem {
+	return &Problem{File: c.path, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// sortProblems orders problems by file and line, keeping the order of
+// those without a position.
+func sortProblems(problems []error) {
+	sort.SliceStable(problems, func(i, j int) bool {
+		a, aok := problems[i].(*Problem)
+		b, bok := problems[j].(*Problem)
+		if !aok || !bok {
+			return aok && !bok
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+}
+
+// ConfigError lists every problem found in a config file and its
+// templates, one per line; each is a *Problem when its place is known.
 type ConfigError struct {
 	Problems []error
 }
@@ -197,18 +252,6 @@ func (e *ConfigError) Error() string {
 
 // Unwrap returns the individual problems.
 func (e *ConfigError) Unwrap() []error { return e.Problems }
-
-// lineOf finds the line on which the last part of key is set, for messages.
-func lineOf(data []byte, k toml.Key) string {
-	name := k[len(k)-1]
-	for i, line := range strings.Split(string(data), "\n") {
-		t := strings.TrimSpace(line)
-		if strings.HasPrefix(t, name) && strings.HasPrefix(strings.TrimSpace(t[len(name):]), "=") {
-			return fmt.Sprintf(" (line %d)", i+1)
-		}
-	}
-	return ""
-}
 
 func (c *Config) setDefaults() {
 	def := func(d *Duration, v time.Duration) {
@@ -249,7 +292,7 @@ const resyncDefault = 5 * time.Minute
 func (c *Config) validate() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s: %s", c.path, key, fmt.Sprintf(format, args...)))
+		errs = append(errs, c.problem(key, format, args...))
 	}
 	if c.Source.URL == "" {
 		bad("source.url", "required: the config server's base URL, e.g. \"http://127.0.0.1:8080\"")
@@ -310,6 +353,9 @@ func (c *Config) validate() []error {
 			bad(key+".destination", "%s is also the destination of template[%d]", t.Destination, j)
 		} else {
 			dests[t.Destination] = i
+			if msg := checkDestDir(t); msg != "" {
+				bad(key+".destination", "%s", msg)
+			}
 		}
 		if t.Mode != "" {
 			if _, err := parseMode(t.Mode); err != nil {
@@ -334,18 +380,36 @@ func (c *Config) validate() []error {
 			}
 		}
 	}
-	for _, r := range c.Reloads {
+	for i, r := range c.Reloads {
 		if r.Name != "" && !used[r.Name] {
-			bad("reload."+r.Name, "no [[template]] names this target in its reload key")
+			bad(fmt.Sprintf("reload[%d].name", i), "no [[template]] names %q in its reload key, so it would never run", r.Name)
 		}
 	}
 	return errs
 }
 
+// checkDestDir reports a destination whose directory is missing (unless
+// create_dirs is set) or is not a directory.
+func checkDestDir(t TemplateConfig) string {
+	dir := filepath.Dir(t.Destination)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && t.CreateDirs:
+		return ""
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("directory %s does not exist; create it, or set create_dirs = true", dir)
+	case err != nil:
+		return fmt.Sprintf("cannot check directory %s: %v", dir, err)
+	case !fi.IsDir():
+		return fmt.Sprintf("%s is not a directory", dir)
+	}
+	return ""
+}
+
 func (c *Config) validateReload(key string, r ReloadConfig) []error {
 	var errs []error
 	bad := func(k, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s.%s: %s", c.path, key, k, fmt.Sprintf(format, args...)))
+		errs = append(errs, c.problem(key+"."+k, format, args...))
 	}
 	hasSignal := r.Signal != "" || r.PIDFile != ""
 	switch {

@@ -3,19 +3,23 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sseconfd/sseconfd/agent"
 	"github.com/sseconfd/sseconfd/render"
 )
+
+const defaultConfig = "/etc/sseconfd/sseconfd.toml"
 
 // daemonFlags are the flags shared by run and once.
 type daemonFlags struct {
@@ -25,125 +29,204 @@ type daemonFlags struct {
 	logLevel  string
 }
 
-func parseDaemonFlags(name string, args []string) (*daemonFlags, error) {
+func daemonCommand(name, synopsis, about string) (*command, *daemonFlags) {
+	c := newCommand(name, synopsis, about)
 	f := &daemonFlags{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.StringVar(&f.config, "config", "/etc/sseconfd/sseconfd.toml", "agent config file (TOML)")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "render and report, write nothing, reload nothing")
-	fs.StringVar(&f.logFormat, "log-format", "", "console or json (default: the config's, else console on a terminal and json otherwise)")
-	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default: the config's, else info)")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return f, nil
+	c.fs.StringVar(&f.config, "config", defaultConfig, "agent config `file` (TOML)")
+	c.fs.BoolVar(&f.dryRun, "dry-run", false, "render and print to stdout a unified diff per file that would change; write nothing, reload nothing")
+	c.fs.StringVar(&f.logFormat, "log-format", "", "`console` or json; overrides [log] format (unset: console on a terminal, json otherwise)")
+	c.fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error; overrides [log] level (unset: info)")
+	return c, f
 }
 
-// setup loads the config, builds the logger and the agent.
-func setup(f *daemonFlags) (*agent.Config, *zap.Logger, *agent.Agent, int) {
-	cfg, err := agent.LoadConfig(f.config)
+// service is what run and once share once the config is loaded.
+type service struct {
+	agent *agent.Agent
+	log   *zap.Logger
+	level zap.AtomicLevel
+	cfg   *agent.Config
+}
+
+// setup loads the config and its templates (printing every problem and
+// giving exitUsage if any), builds the logger and the agent.
+func setup(f *daemonFlags, opts agent.Options) (*service, int) {
+	probe, err := agent.Load(f.config, zap.NewNop(), opts)
+	if err != nil {
+		printProblems(f.config, err)
+		return nil, exitUsage
+	}
+	cfg := probe.Config()
+	format, level := firstSet(f.logFormat, cfg.Log.Format), firstSet(f.logLevel, cfg.Log.Level)
+	log, atom, err := newLogger(format, level)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
-		return nil, nil, nil, exitUsage
+		return nil, exitUsage
 	}
-	format, level := cfg.Log.Format, cfg.Log.Level
-	if f.logFormat != "" {
-		format = f.logFormat
-	}
-	if f.logLevel != "" {
-		level = f.logLevel
-	}
-	log, err := newLogger(format, level)
+	a, err := agent.New(cfg, log, opts)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
-		return nil, nil, nil, exitUsage
+		printProblems(f.config, err)
+		return nil, exitUsage
 	}
-	log = log.With(zap.String("env", cfg.Source.Env))
-	a, err := agent.New(cfg, log, agent.Options{DryRun: f.dryRun})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
-		return nil, nil, nil, exitUsage
+	return &service{agent: a, log: log, level: atom, cfg: cfg}, exitOK
+}
+
+func firstSet(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
 	}
-	return cfg, log, a, exitOK
+	return ""
+}
+
+// printProblems prints a config error to stderr, one problem a line.
+func printProblems(path string, err error) {
+	var ce *agent.ConfigError
+	if errors.As(err, &ce) && len(ce.Problems) > 1 {
+		fmt.Fprintf(os.Stderr, "%s\n%d problems; nothing was started or written.\n", err, len(ce.Problems))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s\n", err)
 }
 
 func cmdRun(args []string) int {
-	f, err := parseDaemonFlags("run", args)
-	if err != nil {
-		return usageError(err)
+	c, f := daemonCommand("run", "sseconfd run [flags]",
+		"Follow the config server's event stream and apply every update: render the\n"+
+			"templates, install the files that changed, check and reload their targets.\n"+
+			"SIGTERM or SIGINT stop it; SIGHUP re-reads the config file and the templates.")
+	if code, ok := c.parse(args); !ok {
+		return code
 	}
-	cfg, log, a, code := setup(f)
+	opts := agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version, Notify: sdNotify}
+	opts.WatchdogInterval, _ = daemon.SdWatchdogEnabled(false)
+	d, code := setup(f, opts)
 	if code != exitOK {
 		return code
 	}
-	defer log.Sync()
+	defer d.log.Sync()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info("started", zap.String("version", version), zap.String("config", f.config),
-		zap.Int("templates", len(cfg.Templates)), zap.Bool("dry_run", f.dryRun))
-	err = a.Run(ctx)
+	hupDone := reloadOnHUP(ctx, d, f)
+	defer func() { stop(); <-hupDone }()
+
+	d.log.Info("started", zap.String("version", version), zap.String("file", f.config),
+		zap.Int("templates", len(d.cfg.Templates)), zap.Bool("dry_run", f.dryRun))
+	err := d.agent.Run(ctx)
+	sdNotify("STOPPING=1")
 	if errors.Is(err, context.Canceled) {
-		log.Info("stopped")
+		d.log.Info("stopped")
 		return exitOK
 	}
-	log.Error("stopped", zap.Error(err))
+	d.log.Error("stopped", zap.Error(err))
 	return exitFailure
 }
 
-func cmdOnce(args []string) int {
-	f, err := parseDaemonFlags("once", args)
+// reloadOnHUP re-reads the config on every SIGHUP until ctx ends; the
+// returned channel is closed when it has stopped.
+func reloadOnHUP(ctx context.Context, d *service, f *daemonFlags) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reloadConfig(ctx, d, f)
+			}
+		}
+	}()
+	return done
+}
+
+func reloadConfig(ctx context.Context, d *service, f *daemonFlags) {
+	d.log.Info("SIGHUP: reloading config", zap.String("file", f.config))
+	cfg, err := d.agent.ReloadConfig(ctx, f.config)
 	if err != nil {
-		return usageError(err)
+		d.log.Error("config reload refused; still running on the previous config",
+			zap.String("file", f.config), zap.Strings("problems", problemLines(err)))
+		return
 	}
-	_, log, a, code := setup(f)
+	if f.logLevel == "" {
+		if lvl, err := zapcore.ParseLevel(cfg.Log.Level); err == nil {
+			d.level.SetLevel(lvl)
+		}
+	}
+}
+
+func problemLines(err error) []string {
+	return strings.Split(err.Error(), "\n")
+}
+
+// sdNotify tells systemd the state when run under Type=notify; without
+// NOTIFY_SOCKET it does nothing.
+func sdNotify(state string) {
+	daemon.SdNotify(false, state)
+}
+
+func cmdOnce(args []string) int {
+	c, f := daemonCommand("once", "sseconfd once [flags]",
+		"Fetch the current settings (GET /config/{env}), render, install, check and\n"+
+			"reload, then exit: 0 when done, 1 with the reason on any failure.")
+	if code, ok := c.parse(args); !ok {
+		return code
+	}
+	d, code := setup(f, agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version})
 	if code != exitOK {
 		return code
 	}
-	defer log.Sync()
+	defer d.log.Sync()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	res, err := a.Once(ctx)
+	res, err := d.agent.Once(ctx)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
+		d.log.Error("once failed", zap.Error(err))
 		return exitFailure
 	}
-	log.Info("update applied", zap.String("hash", res.Hash[:12]), zap.Strings("changed", res.Changed),
-		zap.Strings("reloaded", res.Reloaded), zap.Duration("duration", res.Duration))
+	fields := []zap.Field{zap.String("hash", shortHash(res.Hash)), zap.Duration("duration", res.Duration)}
+	if f.dryRun {
+		d.log.Info("dry run: nothing written", append(fields, zap.Strings("would_change", res.Changed))...)
+		return exitOK
+	}
+	d.log.Info("update applied", append(fields, zap.Strings("changed", res.Changed), zap.Strings("reloaded", res.Reloaded))...)
 	return exitOK
 }
 
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
 func cmdRender(args []string) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	tmplPath := fs.String("template", "", "template file (required)")
-	settingsPath := fs.String("settings", "", "settings JSON file: a bare object, or {\"settings\": {...}} (required)")
-	env := fs.String("env", "dev", "value of .Env")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err)
+	c := newCommand("render", "sseconfd render -template FILE -settings FILE [-env ENV]",
+		"Render one template offline to stdout, to try it. The settings file holds a\n"+
+			"bare JSON object, or {\"settings\": {...}} as the stream sends it.")
+	tmplPath := c.fs.String("template", "", "template `file` (required)")
+	settingsPath := c.fs.String("settings", "", "settings JSON `file` (required)")
+	env := c.fs.String("env", "dev", "value of .Env")
+	if code, ok := c.parse(args); !ok {
+		return code
 	}
 	if *tmplPath == "" || *settingsPath == "" {
-		return usageError(errors.New("-template and -settings are required"))
+		fmt.Fprintf(os.Stderr, "sseconfd render: -template and -settings are required\nRun \"sseconfd render -h\" for its flags.\n")
+		return exitUsage
 	}
 	tmpl, err := render.ParseFile(*tmplPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
 		return exitUsage
 	}
-	data, err := os.ReadFile(*settingsPath)
+	settings, err := readSettings(*settingsPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
 		return exitUsage
-	}
-	settings, err := render.ParseSettings(data)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sseconfd: %s: %v\n", *settingsPath, err)
-		return exitUsage
-	}
-	if inner, ok := settings["settings"].(map[string]any); ok && len(settings) == 1 {
-		settings = inner
 	}
 	out, err := tmpl.Render(render.Data{Settings: settings, Env: *env})
 	if err != nil {
@@ -154,26 +237,46 @@ func cmdRender(args []string) int {
 	return exitOK
 }
 
-func cmdValidate(args []string) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	config := fs.String("config", "/etc/sseconfd/sseconfd.toml", "agent config file (TOML)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err)
-	}
-	cfg, err := agent.LoadConfig(*config)
+// readSettings reads a bare settings object or {"settings": {...}}.
+func readSettings(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n", err)
+		return nil, err
+	}
+	settings, err := render.ParseSettings(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if inner, ok := settings["settings"].(map[string]any); ok && len(settings) == 1 {
+		settings = inner
+	}
+	return settings, nil
+}
+
+func cmdValidate(args []string) int {
+	c := newCommand("validate", "sseconfd validate [-config FILE]",
+		"Check the config file and parse every template without connecting or writing\n"+
+			"anything. Every problem is listed, as FILE:LINE: KEY: PROBLEM; the exit code\n"+
+			"is 2 if there is any.")
+	config := c.fs.String("config", defaultConfig, "agent config `file` (TOML)")
+	if code, ok := c.parse(args); !ok {
+		return code
+	}
+	a, err := agent.Load(*config, zap.NewNop(), agent.Options{DryRun: true})
+	if err != nil {
+		printProblems(*config, err)
 		return exitUsage
 	}
-	if _, err := agent.New(cfg, zap.NewNop(), agent.Options{DryRun: true}); err != nil {
-		fmt.Fprintf(os.Stderr, "%v\n", err)
-		return exitUsage
-	}
+	cfg := a.Config()
 	fmt.Printf("%s: ok (%d templates, %d reload targets)\n", *config, len(cfg.Templates), len(cfg.Reloads))
 	return exitOK
 }
 
-func cmdVersion() int {
+func cmdVersion(args []string) int {
+	c := newCommand("version", "sseconfd version", "Print the version and build information.")
+	if code, ok := c.parse(args); !ok {
+		return code
+	}
 	fmt.Printf("sseconfd %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
@@ -183,12 +286,4 @@ func cmdVersion() int {
 		}
 	}
 	return exitOK
-}
-
-func usageError(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err)
-	return exitUsage
 }

@@ -10,11 +10,13 @@ import (
 )
 
 // newLogger builds the one logger of the process: console encoding on a
-// terminal, JSON otherwise, unless format says which.
-func newLogger(format, level string) (*zap.Logger, error) {
+// terminal, JSON otherwise, unless format says which. Its level can be
+// changed later through the returned AtomicLevel.
+func newLogger(format, level string) (*zap.Logger, zap.AtomicLevel, error) {
+	atom := zap.NewAtomicLevel()
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		return nil, atom, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	if format == "" {
 		format = "json"
@@ -32,11 +34,13 @@ func newLogger(format, level string) (*zap.Logger, error) {
 		cfg = zap.NewDevelopmentConfig()
 		cfg.DisableStacktrace = true
 	default:
-		return nil, fmt.Errorf("log format %q: want console or json", format)
+		return nil, atom, fmt.Errorf("log format %q: want console or json", format)
 	}
 	cfg.Sampling = nil
-	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	atom.SetLevel(lvl)
+	cfg.Level = atom
 	cfg.DisableCaller = true
 	cfg.OutputPaths = []string{"stderr"}
-	return cfg.Build()
+	log, err := cfg.Build()
+	return log, atom, err
 }

@@ -51,7 +51,7 @@ func run(args []string) int {
 	case "validate":
 		return cmdValidate(rest)
 	case "version", "-version", "--version":
-		return cmdVersion()
+		return cmdVersion(rest)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 		return exitOK

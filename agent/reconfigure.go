@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Load reads the config file at path, validates it and parses every
+// template it names. The error is a *ConfigError listing every problem of
+// the config and of the templates at once, sorted by file and line; the
+// daemon refuses to start (or to take a new config on SIGHUP) on any.
+func Load(path string, log *zap.Logger, opts Options) (*Agent, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{Problems: []error{readProblem(path, err)}}
+	}
+	cfg, problems := parseConfig(path, data)
+	if cfg == nil {
+		return nil, &ConfigError{Problems: problems}
+	}
+	templates, tproblems := loadTemplates(cfg)
+	if problems = append(problems, tproblems...); len(problems) > 0 {
+		sortProblems(problems)
+		return nil, &ConfigError{Problems: problems}
+	}
+	return newAgent(cfg, templates, log, opts)
+}
+
+// ReloadConfig re-reads the config file at path and its templates, as on
+// SIGHUP. If they do not validate, the error (a *ConfigError) lists every
+// problem and the agent goes on with its current config. Otherwise the new
+// config takes effect in Run's goroutine: the files are rendered again at
+// once from the last settings received, the stream reconnects only if
+// [source] or [backoff] changed, and the template watch follows the new
+// templates. A new status.listen takes effect at the next start.
+// It returns the new config, which the caller must not change.
+func (a *Agent) ReloadConfig(ctx context.Context, path string) (*Config, error) {
+	n, err := Load(path, a.baseLog, a.opts)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Do(ctx, func() { a.adopt(ctx, n) }) {
+		return nil, ctx.Err()
+	}
+	return n.cfg, nil
+}
+
+// Config returns the config the agent was built with. Call it before Run
+// (Run's goroutine owns it afterwards); the caller must not change it.
+func (a *Agent) Config() *Config { return a.cfg }
+
+// adopt takes the config, templates and targets of n, which Load built.
+// Targets whose config is unchanged are kept with their state.
+func (a *Agent) adopt(ctx context.Context, n *Agent) {
+	old := a.cfg
+	a.cfg, a.templates = n.cfg, n.templates
+	a.targets, _ = newTargets(n.cfg, a.targets) // n's targets were built without error
+	a.log = n.log
+	a.status.setGrace(n.cfg.Status.Grace.Duration)
+	a.stale.stream = !reflect.DeepEqual(old.Source, n.cfg.Source) || !reflect.DeepEqual(old.Backoff, n.cfg.Backoff)
+	a.stale.watch = true
+	if old.Status.Listen != n.cfg.Status.Listen {
+		a.log.Warn("status.listen changed; the new address takes effect at the next restart",
+			zap.String("listen", old.Status.Listen))
+	}
+	if old.Source.Env != n.cfg.Source.Env {
+		a.last = nil // those settings belong to the old env
+	}
+	a.log.Info("config reloaded", zap.String("file", n.cfg.path), zap.Int("templates", len(n.templates)),
+		zap.Bool("reconnect", a.stale.stream))
+	if a.last != nil {
+		a.applyAndLog(ctx, *a.last)
+	}
+}
+
+// staleParts says which of Run's helpers must restart after adopt.
+type staleParts struct {
+	stream bool // [source] or [backoff] changed
+	watch  bool // the templates may have changed
+}
+
+// child is a goroutine that Run started and stops before returning.
+type child struct {
+	cancel context.CancelFunc
+	done   chan error    // its result, once; Run selects on the stream's
+	ended  chan struct{} // closed when it has returned
+}
+
+func goChild(ctx context.Context, f func(context.Context) error) *child {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &child{cancel: cancel, done: make(chan error, 1), ended: make(chan struct{})}
+	go func() {
+		c.done <- f(ctx)
+		close(c.ended)
+	}()
+	return c
+}
+
+// stop cancels the goroutine and waits until it has returned.
+func (c *child) stop() {
+	c.cancel()
+	<-c.ended
+}
+
+// startStream follows the configured source in a child goroutine, handing
+// snapshots to pending.
+func (a *Agent) startStream(ctx context.Context, pending *latest[Snapshot]) *child {
+	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log,
+		Fallback: a.fromCache, Events: a.status.streamEvent}
+	return goChild(ctx, func(ctx context.Context) error {
+		return stream.Run(ctx, func(s Snapshot) {
+			a.status.received.Inc()
+			pending.put(s)
+		})
+	})
+}
+
+// restartStale restarts the stream and the template watch when the last
+// request (a config reload) made them stale.
+func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], stream, watch *child) (*child, *child) {
+	if a.stale.stream {
+		a.stale.stream = false
+		stream.stop()
+		pending.take() // from the old source; the new one sends the current settings
+		a.status.streamEvent(StreamEvent{Err: errors.New("reconnecting after a config reload")})
+		stream = a.startStream(ctx, pending)
+	}
+	if a.stale.watch {
+		a.stale.watch = false
+		watch.stop()
+		watch = a.startWatch(ctx)
+	}
+	return stream, watch
+}
+
+// startStatus serves /healthz and /metrics when status.listen is set.
+func (a *Agent) startStatus() (stop func(), err error) {
+	if a.cfg.Status.Listen == "" {
+		return func() {}, nil
+	}
+	return a.status.serve(a.cfg.Status.Listen, a.log)
+}
+
+// startHeartbeat returns a ticker for the watchdog, or one that never
+// fires when there is none.
+func (a *Agent) startHeartbeat() *time.Ticker {
+	if a.opts.WatchdogInterval <= 0 || a.opts.Notify == nil {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		return t
+	}
+	return time.NewTicker(a.opts.WatchdogInterval / 2)
+}
+
+func (a *Agent) notify(state string) {
+	if a.opts.Notify != nil {
+		a.opts.Notify(state)
+	}
+}
+
+func readProblem(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Problem{File: path, Msg: "config file not found; pass its path with -config"}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &Problem{File: path, Msg: fmt.Sprintf("cannot read config file: %v", err)}
+}
+
+// templateErrorLine matches Go's parse errors, "template: FILE:LINE: why".
+var templateErrorLine = regexp.MustCompile(`^template: (.*):(\d+): (.*)$`)
+
+// templateProblem names the template file and line of a parse error, or,
+// when the file cannot be read, the config line of its source key.
+func templateProblem(cfg *Config, i int, err error) error {
+	if m := templateErrorLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[2])
+		return &Problem{File: m[1], Line: line, Msg: m[3]}
+	}
+	key := fmt.Sprintf("template[%d].source", i)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return cfg.problem(key, "cannot read template %s: %v", cfg.Templates[i].Source, err)
+}

@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// watchDebounce is how long the template watch waits after the last
+// change before it reloads: an editor's save is several events.
+const watchDebounce = 100 * time.Millisecond
+
+// startWatch watches the templates in a child goroutine.
+func (a *Agent) startWatch(ctx context.Context) *child {
+	sources := make([]string, len(a.templates))
+	for i, tf := range a.templates {
+		sources[i] = tf.cfg.Source
+	}
+	return goChild(ctx, func(ctx context.Context) error {
+		a.watchTemplates(ctx, sources)
+		return nil
+	})
+}
+
+// watchTemplates watches the directories of the template files, so that
+// a save by rename is seen too, and watchDebounce after the last change to
+// one of them asks Run to parse it again and render. The agent's own
+// temporary files and every other file are ignored. The watcher and its
+// timer belong to this goroutine. A watch that cannot start is logged and
+// the agent goes on without it.
+func (a *Agent) watchTemplates(ctx context.Context, sources []string) {
+	log := a.log
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Warn("template watch off", zap.Error(err))
+		return
+	}
+	defer w.Close()
+	wanted := map[string]bool{}
+	for _, src := range sources {
+		wanted[filepath.Clean(src)] = true
+	}
+	for dir := range templateDirs(sources) {
+		if err := w.Add(dir); err != nil {
+			log.Warn("cannot watch template directory", zap.String("file", dir), zap.Error(err))
+		}
+	}
+
+	changed := map[string]bool{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if name := filepath.Clean(ev.Name); wanted[name] && isTemplateChange(ev) {
+				changed[name] = true
+				timer.Reset(watchDebounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			log.Warn("template watch error", zap.Error(err))
+		case <-timer.C:
+			paths := sortedSet(changed)
+			changed = map[string]bool{}
+			a.Do(ctx, func() { a.reloadTemplates(ctx, paths) })
+		}
+	}
+}
+
+// isTemplateChange reports whether ev can change a template's content; the
+// agent's own temporary files never count.
+func isTemplateChange(ev fsnotify.Event) bool {
+	if strings.HasPrefix(filepath.Base(ev.Name), render.TempPrefix) {
+		return false
+	}
+	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove)
+}
+
+func templateDirs(sources []string) map[string]bool {
+	dirs := map[string]bool{}
+	for _, src := range sources {
+		dirs[filepath.Dir(filepath.Clean(src))] = true
+	}
+	return dirs
+}
+
+func sortedSet(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// reloadTemplates parses the changed template files again and renders the
+// last settings with them. A template that no longer parses (or is gone)
+// is logged and its previous version stays in use, so its file is kept.
+func (a *Agent) reloadTemplates(ctx context.Context, paths []string) {
+	changed := map[string]bool{}
+	for _, p := range paths {
+		changed[p] = true
+	}
+	reloaded := 0
+	for _, tf := range a.templates {
+		if !changed[filepath.Clean(tf.cfg.Source)] {
+			continue
+		}
+		tmpl, err := render.ParseFile(tf.cfg.Source)
+		if err != nil {
+			a.log.Error("template not reloaded; keeping the previous version", zap.String("file", tf.cfg.Source), zap.Error(err))
+			continue
+		}
+		tf.tmpl = tmpl
+		reloaded++
+		a.log.Info("template changed", zap.String("file", tf.cfg.Source))
+	}
+	if reloaded > 0 && a.last != nil {
+		a.applyAndLog(ctx, *a.last)
+	}
+}
