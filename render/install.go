@@ -18,7 +18,19 @@ const DefaultMode fs.FileMode = 0o644
 
 // TempPrefix starts the name of every temporary file the agent creates. The
 // leading dot hides it from globs such as nginx's "include conf.d/*.conf".
+// A temporary file for destination "app.conf" is ".sseconfd.app.conf.<digits>".
 const TempPrefix = ".sseconfd."
+
+// BackupSuffix ends the name of the hidden sibling that keeps a
+// destination's previous version when its template sets backup: the backup
+// of "app.conf" is ".app.conf.sseconfd-backup". RemoveStale never removes it.
+const BackupSuffix = ".sseconfd-backup"
+
+// BackupPath returns where the previous version of dest is kept.
+func BackupPath(dest string) string {
+	dir, base := filepath.Split(dest)
+	return filepath.Join(dir, "."+base+BackupSuffix)
+}
 
 // File is one rendered destination to install.
 type File struct {
@@ -27,41 +39,63 @@ type File struct {
 	Mode       fs.FileMode // 0: keep the existing file's mode; DefaultMode for a new file
 	UID, GID   int         // -1: keep the existing owner (a new file gets the agent's)
 	CreateDirs bool        // create missing parent directories (mode 0755)
+	Backup     bool        // keep the replaced version at BackupPath(target)
+	InPlace    bool        // when rename cannot work (EBUSY, EXDEV), overwrite in place: not atomic
 }
+
+// Notice is something an install did that an operator should hear about,
+// though it did not fail.
+type Notice struct {
+	Path string // the destination
+	Msg  string // a constant message, fit for a log line
+}
+
+// Messages of the notices.
+const (
+	NoticeMetadataFixed = "mode or owner drifted; fixed without rewriting the content"
+	NoticeInPlace       = "destination cannot be renamed over; written in place, not atomically"
+	NoticeUnreadable    = "existing destination unreadable; replaced without keeping it for rollback"
+)
 
 // Txn is an update being installed: Stage writes every changed file to a
 // hidden temporary file beside its destination, Commit renames them all into
-// place, Rollback puts back what was there before. A Txn is used by one
-// goroutine.
+// place, Rollback puts back what was there before, Abort removes what is
+// still staged. A Txn is used by one goroutine.
 type Txn struct {
 	files     []*staged
-	committed int // how many of files have been renamed into place
+	committed int // how many of files have been put into place
+	notices   []Notice
 }
 
 type staged struct {
 	File
-	target string      // the real path replaced (after symlinks)
-	temp   string      // the staged temporary file, "" once renamed
-	old    *savedFile  // what was there before; nil when the file is new
-	mode   fs.FileMode // the mode the file gets
+	target   string      // the real path replaced (after symlinks)
+	temp     string      // the staged temporary file, "" once renamed
+	backup   string      // the staged backup of old, "" once renamed or unset
+	old      *savedFile  // what was there before; nil when the file is new
+	mode     fs.FileMode // the mode the file gets
+	uid, gid int         // the owner the file gets; -1: the agent's
+	inPlace  bool        // Commit had to overwrite the target in place
 }
 
 // savedFile is a destination's previous state, kept to roll back.
 type savedFile struct {
-	content  []byte
-	mode     fs.FileMode
-	uid, gid int
+	content    []byte
+	mode       fs.FileMode
+	uid, gid   int
+	unreadable bool // content could not be read: it cannot be put back
 }
 
 // Stage compares each file with what is on disk and writes those that
 // differ, with their mode and owner, to fsynced temporary files. A file whose
 // content is equal but whose configured mode or owner drifted is fixed in
-// place and not staged. On any error every temporary file is removed, nothing
-// is renamed, and the error names the destination.
+// place, not staged, and reported by Notices. On any error every temporary
+// file is removed, nothing is renamed, and the error names the destination.
+// The caller must call Abort (it is harmless after Commit).
 func Stage(files []File) (*Txn, error) {
 	t := &Txn{}
 	for _, f := range files {
-		s, err := stage(f)
+		s, err := t.stage(f)
 		if err != nil {
 			t.Abort()
 			return nil, fmt.Errorf("stage %s: %w", f.Path, err)
@@ -82,6 +116,10 @@ func (t *Txn) Changed() []string {
 	return paths
 }
 
+// Notices returns what Stage and Commit did that did not fail but that an
+// operator should know: metadata fixed, a file written in place.
+func (t *Txn) Notices() []Notice { return t.notices }
+
 // StagedPath returns the temporary file holding dest's new content, for a
 // check that runs before anything is installed, or "" if dest is unchanged.
 func (t *Txn) StagedPath(dest string) string {
@@ -94,52 +132,86 @@ func (t *Txn) StagedPath(dest string) string {
 }
 
 // Commit renames every staged file over its destination and fsyncs each
-// directory. If a rename fails, the files already replaced are put back and
-// the error names the destination that failed.
+// directory. A destination that cannot be renamed over is written in place
+// if its File allows it, else the files already replaced are put back and
+// the error names the destination and says what to do.
 func (t *Txn) Commit() error {
 	for _, s := range t.files {
-		if err := atomic.ReplaceFile(s.temp, s.target); err != nil {
-			err = renameError(s.target, err)
-			t.Rollback()
+		if err := t.replace(s); err != nil {
+			if rbErr := t.Rollback(); rbErr != nil {
+				err = errors.Join(err, rbErr)
+			}
 			t.Abort()
 			return err
 		}
-		s.temp = ""
 		t.committed++
 	}
 	return syncDirs(t.files)
 }
 
+// replace puts one staged file into place, its backup first.
+func (t *Txn) replace(s *staged) error {
+	if s.backup != "" {
+		if err := atomic.ReplaceFile(s.backup, BackupPath(s.target)); err != nil {
+			return fmt.Errorf("keep backup of %s: %w", s.target, err)
+		}
+		s.backup = ""
+	}
+	err := atomic.ReplaceFile(s.temp, s.target)
+	if err == nil {
+		s.temp = ""
+		return nil
+	}
+	if !s.InPlace || !cannotRename(err) {
+		return renameError(s.target, err)
+	}
+
+	if err := writeInPlace(s.target, s.Content, s.mode, s.uid, s.gid); err != nil {
+		return fmt.Errorf("write %s in place: %w", s.target, err)
+	}
+	s.inPlace = true
+	os.Remove(s.temp)
+	s.temp = ""
+	t.notices = append(t.notices, Notice{Path: s.Path, Msg: NoticeInPlace})
+	return nil
+}
+
 // Rollback restores every committed file to its previous content, mode and
 // owner, and removes committed files that did not exist before. It returns
-// the first error and goes on with the rest.
+// the errors joined and goes on past each.
 func (t *Txn) Rollback() error {
-	var first error
+	var errs []error
 	for _, s := range t.files[:t.committed] {
-		if err := s.restore(); err != nil && first == nil {
-			first = fmt.Errorf("restore %s: %w", s.Path, err)
+		if err := s.restore(); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", s.Path, err))
 		}
 	}
 	t.committed = 0
-	if err := syncDirs(t.files); err != nil && first == nil {
-		first = err
+	if err := syncDirs(t.files); err != nil {
+		errs = append(errs, err)
 	}
-	return first
+	return errors.Join(errs...)
 }
 
 // Abort removes the temporary files not yet renamed. It is safe to call
 // more than once and after Commit.
 func (t *Txn) Abort() {
 	for _, s := range t.files {
-		if s.temp != "" {
-			os.Remove(s.temp)
-			s.temp = ""
+		s.removeTemps()
+	}
+}
+
+func (s *staged) removeTemps() {
+	for _, p := range []*string{&s.temp, &s.backup} {
+		if *p != "" {
+			os.Remove(*p)
+			*p = ""
 		}
 	}
 }
 
 // stage returns nil when f needs no new content.
-func stage(f File) (*staged, error) {
+func (t *Txn) stage(f File) (*staged, error) {
 	target, err := resolve(f.Path)
 	if err != nil {
 		return nil, err
@@ -149,35 +221,61 @@ func stage(f File) (*staged, error) {
 		return nil, err
 	}
 
-	s := &staged{File: f, target: target, old: old, mode: f.Mode}
-	uid, gid := f.UID, f.GID
-	if old != nil {
+	s := &staged{File: f, target: target, old: old, mode: f.Mode, uid: f.UID, gid: f.GID}
+	if old == nil {
 		if s.mode == 0 {
-			s.mode = old.mode
+			s.mode = DefaultMode
 		}
-		if uid < 0 {
-			uid = old.uid
-		}
-		if gid < 0 {
-			gid = old.gid
-		}
-		if bytes.Equal(old.content, f.Content) {
-			return nil, fixMetadata(target, old, s.mode, uid, gid)
-		}
-	} else if s.mode == 0 {
-		s.mode = DefaultMode
+		return s, s.writeTemps()
 	}
 
-	if f.CreateDirs {
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return nil, err
+	s.keepUnset(old)
+	if old.unreadable {
+		t.notices = append(t.notices, Notice{Path: f.Path, Msg: NoticeUnreadable})
+	} else if bytes.Equal(old.content, f.Content) {
+		fixed, err := fixMetadata(target, old, s.mode, s.uid, s.gid)
+		if fixed {
+			t.notices = append(t.notices, Notice{Path: f.Path, Msg: NoticeMetadataFixed})
 		}
-	}
-	s.temp, err = writeTemp(target, f.Content, s.mode, uid, gid)
-	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return s, s.writeTemps()
+}
+
+// keepUnset takes the mode and owner that f leaves unset from old.
+func (s *staged) keepUnset(old *savedFile) {
+	if s.mode == 0 {
+		s.mode = old.mode
+	}
+	if s.uid < 0 {
+		s.uid = old.uid
+	}
+	if s.gid < 0 {
+		s.gid = old.gid
+	}
+}
+
+// writeTemps writes the new content, and the backup of the old one when
+// asked, to fsynced temporary files beside the target.
+func (s *staged) writeTemps() error {
+	if s.CreateDirs {
+		if err := mkdirAll(filepath.Dir(s.target)); err != nil {
+			return err
+		}
+	}
+	var err error
+	s.temp, err = writeTemp(s.target, s.Content, s.mode, s.uid, s.gid)
+	if err != nil {
+		return err
+	}
+	if s.Backup && s.old != nil && !s.old.unreadable {
+		s.backup, err = writeTemp(s.target, s.old.content, s.old.mode, s.old.uid, s.old.gid)
+		if err != nil {
+			s.removeTemps()
+			return err
+		}
+	}
+	return nil
 }
 
 // resolve follows a symlinked destination to the file it points to, so the
@@ -187,26 +285,31 @@ func resolve(path string) (string, error) {
 	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		return path, nil
 	}
-	target, err := filepath.EvalSymlinks(path)
-	if err == nil {
-		return target, nil
-	}
-	if errors.Is(err, fs.ErrNotExist) {
+	_, err = os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("symlink %s is dangling: create its target or remove the link", path)
+	case errors.Is(err, syscall.ELOOP):
+		return "", fmt.Errorf("symlink %s is a loop: point it at a regular file", path)
 	}
-	return "", fmt.Errorf("follow symlink %s: %w", path, err)
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("follow symlink %s: %w", path, err)
+	}
+	return target, nil
 }
 
-// readExisting returns the current state of path, or nil if it does not exist.
+// readFile reads a destination; tests replace it to make a file unreadable.
+var readFile = os.ReadFile
+
+// readExisting returns the current state of path, or nil if it does not
+// exist. A regular file whose content cannot be read is returned with
+// unreadable set, so that it is replaced rather than trusted.
 func readExisting(path string) (*savedFile, error) {
-	content, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +317,12 @@ func readExisting(path string) (*savedFile, error) {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	uid, gid := owner(fi)
-	return &savedFile{content: content, mode: fi.Mode().Perm(), uid: uid, gid: gid}, nil
+	old := &savedFile{mode: fi.Mode().Perm(), uid: uid, gid: gid}
+	old.content, err = readFile(path)
+	if err != nil {
+		old.unreadable = true
+	}
+	return old, nil
 }
 
 func owner(fi fs.FileInfo) (uid, gid int) {
@@ -225,19 +333,28 @@ func owner(fi fs.FileInfo) (uid, gid int) {
 }
 
 // fixMetadata sets mode and owner on an existing file whose content is
-// already right, without rewriting it.
-func fixMetadata(path string, old *savedFile, mode fs.FileMode, uid, gid int) error {
-	if mode != old.mode {
-		if err := os.Chmod(path, mode); err != nil {
-			return err
-		}
-	}
+// already right, without rewriting it. It reports whether it changed any.
+func fixMetadata(path string, old *savedFile, mode fs.FileMode, uid, gid int) (bool, error) {
+	fixed := false
 	if uid != old.uid || gid != old.gid {
 		if err := os.Chown(path, uid, gid); err != nil {
-			return err
+			return false, err
 		}
+		fixed = true
 	}
-	return nil
+	if mode != old.mode {
+		if err := os.Chmod(path, mode); err != nil {
+			return fixed, err
+		}
+		fixed = true
+	}
+	return fixed, nil
+}
+
+// writeContent writes b to f; tests replace it to fill the disk.
+var writeContent = func(f *os.File, b []byte) error {
+	_, err := f.Write(b)
+	return err
 }
 
 // writeTemp writes content to a new hidden file beside target with its
@@ -255,16 +372,11 @@ func writeTemp(target string, content []byte, mode fs.FileMode, uid, gid int) (n
 		}
 	}()
 
-	if _, err = f.Write(content); err != nil {
+	if err = writeContent(f, content); err != nil {
 		return "", err
 	}
-	if err = f.Chmod(mode); err != nil {
+	if err = setMetadata(f, mode, uid, gid); err != nil {
 		return "", err
-	}
-	if uid >= 0 || gid >= 0 {
-		if err = f.Chown(uid, gid); err != nil {
-			return "", err
-		}
 	}
 	if err = f.Sync(); err != nil {
 		return "", err
@@ -275,14 +387,63 @@ func writeTemp(target string, content []byte, mode fs.FileMode, uid, gid int) (n
 	return f.Name(), nil
 }
 
+// setMetadata gives f its owner, then its mode (a chown may clear mode bits).
+func setMetadata(f *os.File, mode fs.FileMode, uid, gid int) error {
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return err
+		}
+	}
+	return f.Chmod(mode)
+}
+
+// writeInPlace overwrites the existing file at path with content, then
+// reads it back through path: success means a reader of path sees content.
+func writeInPlace(path string, content []byte, mode fs.FileMode, uid, gid int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := writeContent(f, content); err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(len(content))); err != nil {
+		return err
+	}
+	if err := setMetadata(f, mode, uid, gid); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+
+	got, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if !bytes.Equal(got, content) {
+		return fmt.Errorf("read back %d bytes that differ from the %d written", len(got), len(content))
+	}
+	return nil
+}
+
 // restore puts back what was at s.target before Commit.
 func (s *staged) restore() error {
-	if s.old == nil {
+	switch {
+	case s.old == nil:
 		err := os.Remove(s.target)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
+	case s.old.unreadable:
+		return errors.New("its previous content was unreadable; the new version stays")
+	case s.inPlace:
+		return writeInPlace(s.target, s.old.content, s.old.mode, s.old.uid, s.old.gid)
 	}
 	temp, err := writeTemp(s.target, s.old.content, s.old.mode, s.old.uid, s.old.gid)
 	if err != nil {
@@ -295,13 +456,23 @@ func (s *staged) restore() error {
 	return nil
 }
 
+// cannotRename reports whether a rename failed because the destination can
+// never be renamed over, so that writing in place is the only way.
+func cannotRename(err error) bool {
+	return errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV)
+}
+
 // renameError explains the renames that cannot work for a destination.
 func renameError(target string, err error) error {
 	switch {
 	case errors.Is(err, syscall.EBUSY):
-		return fmt.Errorf("replace %s: it is busy (a mount point or a bind-mounted file) and cannot be renamed over; mount its directory instead: %w", target, err)
+		return fmt.Errorf("replace %s: it is a mount point (for example a bind-mounted single file) "+
+			"and cannot be renamed over; bind-mount its directory instead, "+
+			"or set in_place = true to overwrite it in place (not atomic): %w", target, err)
 	case errors.Is(err, syscall.EXDEV):
-		return fmt.Errorf("replace %s: the temporary file is on another filesystem: %w", target, err)
+		return fmt.Errorf("replace %s: its temporary file landed on another filesystem "+
+			"(a mount inside the directory?); mount the whole directory instead, "+
+			"or set in_place = true to overwrite it in place (not atomic): %w", target, err)
 	}
 	return fmt.Errorf("replace %s: %w", target, err)
 }
@@ -331,8 +502,33 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// RemoveStale deletes temporary files that a crashed agent left in dir.
-// It returns the names it removed.
+// mkdirAll creates dir and its missing parents with mode 0755 and fsyncs
+// the parent of each directory it created, so they survive a crash.
+func mkdirAll(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("sync directory %s: %w", filepath.Dir(d), err)
+		}
+	}
+	return nil
+}
+
+// RemoveStale deletes the temporary files that a crashed agent left in dir:
+// regular files named TempPrefix + name + "." + digits. Backups and every
+// other file are left alone. It returns the paths it removed.
 func RemoveStale(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -340,12 +536,36 @@ func RemoveStale(dir string) ([]string, error) {
 	}
 	var removed []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), TempPrefix) {
-			p := filepath.Join(dir, e.Name())
-			if err := os.Remove(p); err == nil {
-				removed = append(removed, p)
-			}
+		if !e.Type().IsRegular() || !IsTemp(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err == nil {
+			removed = append(removed, p)
+		}
+	}
+	if len(removed) > 0 {
+		if err := syncDir(dir); err != nil {
+			return removed, fmt.Errorf("sync directory %s: %w", dir, err)
 		}
 	}
 	return removed, nil
+}
+
+// IsTemp reports whether a file name is one of the agent's temporary files.
+func IsTemp(name string) bool {
+	if !strings.HasPrefix(name, TempPrefix) || strings.HasSuffix(name, BackupSuffix) {
+		return false
+	}
+	i := strings.LastIndexByte(name, '.')
+	digits := name[i+1:]
+	if i < len(TempPrefix) || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
