@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"time"
@@ -52,6 +50,9 @@ type Agent struct {
 	status    *status     // health and metrics, shared with the stream and HTTP goroutines
 	ready     bool        // READY=1 was sent
 	stale     staleParts  // what Run must restart after a request changed the config
+
+	installed map[string]render.File // destination → its last applied file, for restore_drift
+	stopDrift func()                 // stops the restore_drift watcher
 }
 
 // templateFile is one [[template]] with its parsed source.
@@ -163,6 +164,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.removeStale()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.stopDrift = a.watchDrift(ctx)
+	defer func() { a.stopDrift() }()
 
 	stopStatus, err := a.startStatus()
 	if err != nil {
@@ -274,9 +277,11 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 		return res, err
 	}
 	defer txn.Abort()
+	defer a.logNotices(txn)
 	res.Changed = txn.Changed()
 	if len(res.Changed) == 0 {
 		a.applied = s.Hash
+		a.noteInstalled(files)
 		a.saveCache(s)
 		res.Duration = time.Since(start)
 		return res, nil
@@ -306,6 +311,7 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 		res.Reloaded = append(res.Reloaded, t.Name())
 	}
 	a.applied = s.Hash
+	a.noteInstalled(files)
 	a.saveCache(s)
 	res.Duration = time.Since(start)
 	return res, nil
@@ -351,6 +357,7 @@ func (a *Agent) renderAll(s Snapshot) ([]render.File, error) {
 		files = append(files, render.File{
 			Path: tf.cfg.Destination, Content: content, Mode: tf.mode,
 			UID: tf.uid, GID: tf.gid, CreateDirs: tf.cfg.CreateDirs,
+			Backup: tf.cfg.Backup, InPlace: tf.cfg.InPlace,
 		})
 	}
 	return files, nil
@@ -374,24 +381,4 @@ func (a *Agent) affectedTargets(changed []string) []*Target {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out
-}
-
-// removeStale deletes temporary files a crashed agent left beside the
-// destinations.
-func (a *Agent) removeStale() {
-	seen := map[string]bool{}
-	for _, tf := range a.templates {
-		dir := filepath.Dir(tf.cfg.Destination)
-		if seen[dir] {
-			continue
-		}
-		seen[dir] = true
-		removed, err := render.RemoveStale(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			a.log.Warn("cannot clean temporary files", zap.String("dir", dir), zap.Error(err))
-		}
-		for _, p := range removed {
-			a.log.Info("removed stale temporary file", zap.String("file", p))
-		}
-	}
 }

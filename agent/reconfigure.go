@@ -138,6 +138,8 @@ func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], str
 		a.stale.watch = false
 		watch.stop()
 		watch = a.startWatch(ctx)
+		a.stopDrift()
+		a.stopDrift = a.watchDrift(ctx)
 	}
 	return stream, watch
 }

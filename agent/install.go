@@ -1,0 +1,66 @@
+package agent
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+
+	"go.uber.org/zap"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// removeStale deletes temporary files a crashed agent left beside the
+// destinations (and their symlink targets) and beside the cache.
+func (a *Agent) removeStale() {
+	for _, dir := range a.installDirs() {
+		removed, err := render.RemoveStale(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.log.Warn("cannot clean temporary files", zap.String("dir", dir), zap.Error(err))
+		}
+		for _, p := range removed {
+			a.log.Info("removed stale temporary file", zap.String("file", p))
+		}
+	}
+}
+
+// installDirs returns each directory the agent writes temporary files in.
+func (a *Agent) installDirs() []string {
+	var paths []string
+	for _, tf := range a.templates {
+		paths = append(paths, tf.cfg.Destination)
+		if real, err := filepath.EvalSymlinks(tf.cfg.Destination); err == nil {
+			paths = append(paths, real)
+		}
+	}
+	if a.cfg.Cache.Path != "" {
+		paths = append(paths, a.cfg.Cache.Path)
+	}
+	seen := map[string]bool{}
+	var dirs []string
+	for _, p := range paths {
+		dir := filepath.Dir(p)
+		if !seen[dir] {
+			seen[dir] = true
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
+// logNotices logs what an install did without failing: a drifted mode or
+// owner fixed, a file written in place.
+func (a *Agent) logNotices(txn *render.Txn) {
+	for _, n := range txn.Notices() {
+		a.log.Warn(n.Msg, zap.String("destination", n.Path))
+	}
+}
+
+// noteInstalled remembers the files of the last applied update, so that
+// restore_drift can put them back. It runs in the Run goroutine.
+func (a *Agent) noteInstalled(files []render.File) {
+	a.installed = make(map[string]render.File, len(files))
+	for _, f := range files {
+		a.installed[f.Path] = f
+	}
+}
