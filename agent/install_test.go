@@ -23,6 +23,7 @@ import (
 // while the file "fail" exists and whose reload appends to "reloads".
 type installCase struct {
 	dir     string
+	dests   string // directory of the destinations; dir unless a test moves them
 	reloads string
 	fail    string
 }
@@ -30,11 +31,11 @@ type installCase struct {
 func newInstallCase(t *testing.T) *installCase {
 	t.Helper()
 	dir := t.TempDir()
-	return &installCase{dir: dir, reloads: filepath.Join(dir, "reloads"), fail: filepath.Join(dir, "fail")}
+	return &installCase{dir: dir, dests: dir, reloads: filepath.Join(dir, "reloads"), fail: filepath.Join(dir, "fail")}
 }
 
 // path returns the destination of template name.
-func (c *installCase) path(name string) string { return filepath.Join(c.dir, name+".conf") }
+func (c *installCase) path(name string) string { return filepath.Join(c.dests, name+".conf") }
 
 // config returns an agent config for url with one [[template]] per name;
 // extra is TOML added to each template.
@@ -337,10 +338,16 @@ func TestStaleTempsRemovedAtStart(t *testing.T) {
 func TestRestoreDrift(t *testing.T) {
 	c := newInstallCase(t)
 	cs, url := startServer(t, "dev", map[string]any{"v": "v1"})
-	a, logs := c.agent(t, c.config(t, url, "restore_drift = true", "a", "b"))
+	cfg := c.config(t, url, "restore_drift = true", "a", "b")
+	real := filepath.Join(c.dir, "real")
+	os.Mkdir(real, 0o755)
+	writeFile(t, real, "b.conf", "")
+	os.Symlink(filepath.Join(real, "b.conf"), c.path("b"))
+	a, logs := c.agent(t, cfg)
 	runAgent(t, a)
 	dest := c.path("a")
 	eventually(t, 10*time.Second, fileHas(dest, "a v1\n"))
+	eventually(t, 10*time.Second, fileHas(c.path("b"), "b v1\n"))
 	warnings := func() int { return len(logged(logs, "destination changed by someone else; restoring it")) }
 
 	start := time.Now()
@@ -353,16 +360,25 @@ func TestRestoreDrift(t *testing.T) {
 	eventually(t, 10*time.Second, fileHas(dest, "a v1\n"))
 	t.Logf("delete restored after %s", time.Since(start).Round(time.Millisecond))
 
+	// Through a symlink: an edit of the file it points to.
+	writeFile(t, real, "b.conf", "edited by hand\n")
+	eventually(t, 10*time.Second, fileHas(c.path("b"), "b v1\n"))
+	if fi, err := os.Lstat(c.path("b")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("%s is no longer a symlink after the restore: %v, %v", c.path("b"), fi, err)
+	}
+
 	eventually(t, 5*time.Second, func() string {
-		if n := warnings(); n != 2 {
-			return fmt.Sprintf("%d restore warnings, want 2", n)
+		if n := warnings(); n != 3 {
+			return fmt.Sprintf("%d restore warnings, want 3", n)
 		}
 		return ""
 	})
+	var named []string
 	for _, e := range logged(logs, "destination changed by someone else; restoring it") {
-		if e.ContextMap()["destination"] != dest {
-			t.Errorf("restore warning names %v, want %s", e.ContextMap()["destination"], dest)
-		}
+		named = append(named, fmt.Sprint(e.ContextMap()["destination"]))
+	}
+	if want := []string{dest, dest, c.path("b")}; fmt.Sprint(named) != fmt.Sprint(want) {
+		t.Errorf("restore warnings name %v, want %v", named, want)
 	}
 
 	post(t, cs, "dev", map[string]any{"v": "v2"})
@@ -370,8 +386,8 @@ func TestRestoreDrift(t *testing.T) {
 	a.Do(context.Background(), func() {}) // let any drift check of the agent's own writes run
 	time.Sleep(3 * driftDelay)
 	a.Do(context.Background(), func() {})
-	if n := warnings(); n != 2 {
-		t.Errorf("%d restore warnings after the agent's own update, want still 2", n)
+	if n := warnings(); n != 3 {
+		t.Errorf("%d restore warnings after the agent's own update, want still 3", n)
 	}
 	if n := c.reloadCount(); n != 2 {
 		t.Errorf("reloaded %d times, want 2 (one per update, none per restore)", n)

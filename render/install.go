@@ -100,11 +100,28 @@ func Stage(files []File) (*Txn, error) {
 			t.Abort()
 			return nil, fmt.Errorf("stage %s: %w", f.Path, err)
 		}
-		if s != nil {
-			t.files = append(t.files, s)
+		if s == nil {
+			continue
 		}
+		if other := t.sameTarget(s); other != "" {
+			s.removeTemps()
+			t.Abort()
+			return nil, fmt.Errorf("stage %s: it is the same file as %s (%s)", f.Path, other, s.target)
+		}
+		t.files = append(t.files, s)
 	}
 	return t, nil
+}
+
+// sameTarget returns the destination already staged that replaces the same
+// file as s (two symlinks to one file), or "".
+func (t *Txn) sameTarget(s *staged) string {
+	for _, o := range t.files {
+		if o.target == s.target {
+			return o.Path
+		}
+	}
+	return ""
 }
 
 // Changed returns the destinations whose content this update replaces.
@@ -134,7 +151,8 @@ func (t *Txn) StagedPath(dest string) string {
 // Commit renames every staged file over its destination and fsyncs each
 // directory. A destination that cannot be renamed over is written in place
 // if its File allows it, else the files already replaced are put back and
-// the error names the destination and says what to do.
+// the error names the destination and says what to do. If a directory
+// cannot be fsynced, the update is put back too: it would not be durable.
 func (t *Txn) Commit() error {
 	for _, s := range t.files {
 		if err := t.replace(s); err != nil {
@@ -146,7 +164,13 @@ func (t *Txn) Commit() error {
 		}
 		t.committed++
 	}
-	return syncDirs(t.files)
+	if err := syncDirs(t.files); err != nil {
+		if rbErr := t.Rollback(); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+		return err
+	}
+	return nil
 }
 
 // replace puts one staged file into place, its backup first.

@@ -425,3 +425,46 @@ func TestUnreadableDestinationReplaced(t *testing.T) {
 	}
 	wantMeta(t, dest, 0o640, -1, -1)
 }
+
+func TestTwoLinksToOneFile(t *testing.T) {
+	dir := t.TempDir()
+	real := put(t, filepath.Join(dir, "real.conf"), "old\n", 0o644)
+	l1, l2 := filepath.Join(dir, "l1.conf"), filepath.Join(dir, "l2.conf")
+	for _, l := range []string{l1, l2} {
+		if err := os.Symlink(real, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Stage([]File{file(l1, "one\n", 0), file(l2, "two\n", 0)})
+	if err == nil || !strings.Contains(err.Error(), l1) || !strings.Contains(err.Error(), l2) {
+		t.Fatalf("Stage of two links to one file: err = %v, want one naming both", err)
+	}
+	wantContent(t, real, "old\n")
+	noTemps(t, dir)
+}
+
+func TestRenameError(t *testing.T) {
+	tests := []struct {
+		name  string
+		cause error
+		want  []string
+	}{
+		{"busy", syscall.EBUSY, []string{"/etc/app.conf", "mount point", "its directory", "in_place = true"}},
+		{"cross device", syscall.EXDEV, []string{"/etc/app.conf", "another filesystem", "in_place = true"}},
+		{"other", syscall.EISDIR, []string{"/etc/app.conf", "is a directory"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cause := &os.LinkError{Op: "rename", Old: "/etc/.sseconfd.app.conf.1", New: "/etc/app.conf", Err: tc.cause}
+			err := renameError("/etc/app.conf", cause)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("renameError(%v) = %q, want it to contain %q", tc.cause, err, w)
+				}
+			}
+			if !errors.Is(err, tc.cause) {
+				t.Errorf("renameError(%v) does not wrap its cause", tc.cause)
+			}
+		})
+	}
+}
