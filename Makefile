@@ -3,6 +3,8 @@ GO      ?= go
 BIN     ?= bin
 PREFIX  ?= /usr/local
 DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= /etc/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -25,12 +27,20 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+# install: the binary, the systemd unit, the example config (also as the
+# config when there is none) and the example templates (those not there yet).
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/sseconfd/templates $(DESTDIR)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/sseconfd/templates $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BIN)/sseconfd $(DESTDIR)$(PREFIX)/bin/sseconfd
-	install -m 0644 templates/*.tmpl $(DESTDIR)/etc/sseconfd/templates/
-	install -m 0644 systemd/sseconfd.toml $(DESTDIR)/etc/sseconfd/sseconfd.toml.example
-	sed 's|/usr/local/bin/sseconfd|$(PREFIX)/bin/sseconfd|' systemd/sseconfd.service > $(DESTDIR)/lib/systemd/system/sseconfd.service
+	for f in templates/*.tmpl; do \
+		test -e $(DESTDIR)$(SYSCONFDIR)/sseconfd/$$f || install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/sseconfd/templates/; \
+	done
+	sed 's|/etc/sseconfd/|$(SYSCONFDIR)/sseconfd/|g' systemd/sseconfd.toml > $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml || \
+		install -m 0644 $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml.example $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml
+	sed -e 's|/usr/local/bin/sseconfd|$(PREFIX)/bin/sseconfd|g' -e 's|/etc/sseconfd/|$(SYSCONFDIR)/sseconfd/|g' \
+		systemd/sseconfd.service > $(DESTDIR)$(UNITDIR)/sseconfd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sseconfd.service
 
 clean:
 	rm -rf $(BIN)
