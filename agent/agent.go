@@ -288,7 +288,7 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	}
 
 	if err := txn.Commit(); err != nil {
-		return res, err
+		return Result{Hash: s.Hash}, err // put back: nothing changed
 	}
 	targets := a.affectedTargets(res.Changed)
 	for _, t := range targets {
