@@ -43,6 +43,7 @@ type options struct {
 	idle        time.Duration
 	benchtime   string
 	only        string
+	bin         string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "idle measurement period")
 	flag.StringVar(&o.benchtime, "benchtime", "500ms", "go test -benchtime for the Go benchmarks")
 	flag.StringVar(&o.only, "only", "gobench,latency,idle,burst,size", "comma-separated parts to run")
+	flag.StringVar(&o.bin, "bin", "", "use the programs in this directory instead of building them (to compare builds)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -81,12 +83,14 @@ func run(o options) error {
 		parts[strings.TrimSpace(p)] = true
 	}
 
-	logf("building binaries")
-	t, err := buildTools(root)
-	if err != nil {
-		return err
+	t := toolsIn(o.bin)
+	if o.bin == "" {
+		logf("building binaries")
+		if t, err = buildTools(root); err != nil {
+			return err
+		}
+		defer os.RemoveAll(t.dir)
 	}
-	defer os.RemoveAll(t.dir)
 	if err := runParts(root, t, o, parts, res, logf); err != nil {
 		return err
 	}

@@ -37,6 +37,11 @@ func buildTools(root string) (*tools, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	return toolsIn(dir), nil
+}
+
+// toolsIn names the programs in dir.
+func toolsIn(dir string) *tools {
 	return &tools{
 		dir:          dir,
 		sseconfd:     filepath.Join(dir, "sseconfd"),
@@ -44,7 +49,7 @@ func buildTools(root string) (*tools, error) {
 		floor:        filepath.Join(dir, "floor"),
 		sighup:       filepath.Join(dir, "sighup"),
 		rusage:       filepath.Join(dir, "rusage"),
-	}, nil
+	}
 }
 
 // process is a child started by the benchmark; stop ends it.
