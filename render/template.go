@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"text/template"
 	"text/template/parse"
 )
@@ -22,7 +23,14 @@ type Data struct {
 // Template is a parsed template file. It is safe for concurrent use.
 type Template struct {
 	name string // the source path, used in every error
-	tmpl *template.Template
+	text string
+	opts options
+	fast *template.Template // as written: the success path
+
+	// guarded has a nil check on every printed value; it is parsed the
+	// first time an output needs it (see Render).
+	guardOnce sync.Once
+	guarded   *template.Template
 }
 
 // Name returns the template's source path.
@@ -59,12 +67,22 @@ func Parse(name, text string, opts ...Option) (*Template, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	missingKey, guard := "missingkey=error", printValue
+	fast, err := o.parse(name, text, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Template{name: name, text: text, opts: o, fast: fast}, nil
+}
+
+// parse parses text with the options' functions; guard adds the nil check
+// to every printing action.
+func (o options) parse(name, text string, guard bool) (*template.Template, error) {
+	missingKey, guardFunc := "missingkey=error", printValue
 	if o.zeroMissing {
-		missingKey, guard = "missingkey=zero", printValueOrEmpty
+		missingKey, guardFunc = "missingkey=zero", printValueOrEmpty
 	}
 	funcs := funcMap()
-	funcs[printValueFunc] = guard
+	funcs[printValueFunc] = guardFunc
 	if o.zeroMissing {
 		delete(funcs, "index") // Go's own index gives nil for a missing key
 	}
@@ -72,23 +90,40 @@ func Parse(name, text string, opts ...Option) (*Template, error) {
 		Option(missingKey).
 		Funcs(funcs).
 		Parse(text)
-	if err != nil {
-		return nil, err
+	if err != nil || !guard {
+		return t, err
 	}
 	for _, tt := range t.Templates() {
 		if tt.Tree != nil {
 			guardPrints(tt.Tree.Root)
 		}
 	}
-	return &Template{name: name, tmpl: t}, nil
+	return t, nil
 }
+
+// noValue is how text/template prints a nil.
+var noValue = []byte("<no value>")
 
 // Render executes the template against data. A missing key, a null printed
 // as a value or an index miss is an error wrapping ErrMissingValue; the
 // error names the template, line and key and never quotes a setting value.
+//
+// The template runs as written first. Only when that fails, or its output
+// holds "<no value>" (a nil printed, or a setting whose text it is), does
+// it run again with a nil check on every printed value, which decides: the
+// check costs a reflective call per value, too much for every update.
 func (t *Template) Render(data Data) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := t.tmpl.Execute(&buf, data); err != nil {
+	if err := t.fast.Execute(&buf, data); err == nil && !bytes.Contains(buf.Bytes(), noValue) {
+		return buf.Bytes(), nil
+	}
+
+	t.guardOnce.Do(func() {
+		// The text parsed once already, so it parses again.
+		t.guarded, _ = t.opts.parse(t.name, t.text, true)
+	})
+	buf.Reset()
+	if err := t.guarded.Execute(&buf, data); err != nil {
 		return nil, redact(t.name, err, data.Settings)
 	}
 	return buf.Bytes(), nil
