@@ -53,6 +53,11 @@ type Agent struct {
 
 	installed map[string]render.File // destination → its last applied file, for restore_drift
 	stopDrift func()                 // stops the restore_drift watcher
+
+	settings map[string]any // of the last applied snapshot, to redact reload errors
+	started  bool           // an apply succeeded: reload_on_start is done
+	sched    schedule       // held updates and deferred reloads
+	sup      *supervisor    // exec targets' programs; nil outside Run
 }
 
 // templateFile is one [[template]] with its parsed source.
@@ -82,7 +87,8 @@ func newAgent(cfg *Config, templates []*templateFile, log *zap.Logger, opts Opti
 		return nil, &ConfigError{Problems: errs}
 	}
 	a := &Agent{cfg: cfg, baseLog: log, log: log.With(zap.String("env", cfg.Source.Env)), opts: opts,
-		templates: templates, targets: targets, requests: make(chan func()), status: newStatus(opts.Version)}
+		templates: templates, targets: targets, requests: make(chan func()), status: newStatus(opts.Version),
+		sched: newSchedule()}
 	a.status.setGrace(cfg.Status.Grace.Duration)
 	return a, nil
 }
@@ -149,6 +155,7 @@ type Result struct {
 	Hash     string
 	Changed  []string // destinations whose content was replaced
 	Reloaded []string // targets reloaded
+	Deferred []string // targets whose reload waits for their min_interval
 	Duration time.Duration
 }
 
@@ -160,12 +167,19 @@ type Result struct {
 // a newest-wins slot, so the socket is drained while an update is applied;
 // everything else (applying, timers, requests from Do) happens in the
 // goroutine that called Run, which owns the Agent's state.
+//
+// Programs of exec targets are started after the first apply and stopped
+// (SIGTERM, then SIGKILL after kill_timeout) before Run returns; Run
+// returns an error wrapping ErrTooManyExits when one exits on its own more
+// than max_restarts times in a minute.
 func (a *Agent) Run(ctx context.Context) error {
 	a.removeStale()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.stopDrift = a.watchDrift(ctx)
 	defer func() { a.stopDrift() }()
+	a.sup = newSupervisor(a.log)
+	defer func() { a.sup.stopAll(a.targets); a.sup = nil }()
 
 	stopStatus, err := a.startStatus()
 	if err != nil {
@@ -189,7 +203,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		case <-pending.ready():
 			if s, ok := pending.take(); ok {
-				a.applyAndLog(ctx, s)
+				a.receive(ctx, s)
+			}
+		case <-a.sched.quiet.C:
+			a.applyHeld(ctx)
+		case <-a.sched.reload.C:
+			a.reloadDeferred(ctx)
+		case p := <-a.sup.exited:
+			if err := a.sup.exitedOnItsOwn(p); err != nil {
+				return err
 			}
 		case f := <-a.requests:
 			f()
@@ -245,19 +267,22 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 		a.log.Info("dry run: nothing written", zap.String("hash", s.ShortHash()), zap.Strings("would_change", res.Changed))
 		return
 	}
-	if len(res.Changed) == 0 {
+	if len(res.Changed) == 0 && len(res.Reloaded) == 0 {
 		a.log.Debug("update changed nothing", zap.String("hash", s.ShortHash()))
 		return
 	}
 	a.log.Info("update applied", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin),
 		zap.Strings("changed", res.Changed), zap.Strings("reloaded", res.Reloaded),
-		zap.Duration("duration", res.Duration))
+		zap.Strings("deferred", res.Deferred), zap.Duration("duration", res.Duration))
 }
 
 // Apply renders every template with s, installs the files that changed,
-// runs the checks of the targets whose files changed, and reloads them. If
-// rendering fails nothing is written; if a check fails every file of the
-// update is put back and nothing is reloaded. Errors never quote a value.
+// runs the checks of the targets whose files changed, and reloads each of
+// them once (or defers the reload, see min_interval). If rendering or a
+// check_staged command fails nothing is installed; if a check fails every
+// file of the update is put back and nothing is reloaded. After the first
+// successful apply, targets with reload_on_start are reloaded even when
+// nothing changed. Errors never quote a value.
 func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	start := time.Now()
 	res := Result{Hash: s.Hash}
@@ -279,42 +304,59 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	defer txn.Abort()
 	defer a.logNotices(txn)
 	res.Changed = txn.Changed()
-	if len(res.Changed) == 0 {
-		a.applied = s.Hash
-		a.noteInstalled(files)
-		a.saveCache(s)
-		res.Duration = time.Since(start)
-		return res, nil
-	}
-
-	if err := txn.Commit(); err != nil {
-		return Result{Hash: s.Hash}, err // put back: nothing changed
-	}
-	targets := a.affectedTargets(res.Changed)
-	for _, t := range targets {
-		if err := t.Check(ctx, nil); err != nil {
-			if rbErr := txn.Rollback(); rbErr != nil {
-				err = errors.Join(err, rbErr)
-			}
-			return Result{Hash: s.Hash}, fmt.Errorf("target %s: %s; update rolled back", t.Name(), render.Redact(err.Error(), s.Settings))
+	var targets []*Target
+	if len(res.Changed) > 0 {
+		targets = a.affectedTargets(res.Changed)
+		if err := a.install(ctx, txn, targets, s.Settings); err != nil {
+			return Result{Hash: s.Hash}, err
 		}
 	}
 
-	for _, t := range targets {
-		if err := t.Reload(ctx); err != nil {
-			err = errors.New(render.Redact(err.Error(), s.Settings))
-			a.status.reloadDone(t.Name(), err)
-			a.log.Error("reload failed", zap.String("target", t.Name()), zap.Error(err))
-			continue
-		}
-		a.status.reloadDone(t.Name(), nil)
-		res.Reloaded = append(res.Reloaded, t.Name())
-	}
 	a.applied = s.Hash
 	a.noteInstalled(files)
+	a.settings = s.Settings
+	targets = a.withStartTargets(targets)
+	res.Reloaded, res.Deferred = a.reloadAll(ctx, targets)
 	a.saveCache(s)
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// install runs the targets' staged checks, commits txn, and runs their
+// checks; a failing check rolls the update back. Errors are redacted.
+func (a *Agent) install(ctx context.Context, txn *render.Txn, targets []*Target, settings map[string]any) error {
+	for _, t := range targets {
+		if err := a.checkStaged(ctx, txn, t); err != nil {
+			return fmt.Errorf("target %s: %s; update not installed", t.Name(), render.Redact(err.Error(), settings))
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if err := t.Check(ctx); err != nil {
+			if rbErr := txn.Rollback(); rbErr != nil {
+				err = errors.Join(err, rbErr)
+			}
+			return fmt.Errorf("target %s: %s; update rolled back", t.Name(), render.Redact(err.Error(), settings))
+		}
+	}
+	return nil
+}
+
+// checkStaged runs t's check_staged on each of its staged files.
+func (a *Agent) checkStaged(ctx context.Context, txn *render.Txn, t *Target) error {
+	for _, tf := range a.templates {
+		if tf.cfg.Reload != t.Name() {
+			continue
+		}
+		if staged := txn.StagedPath(tf.cfg.Destination); staged != "" {
+			if err := t.CheckStaged(ctx, staged, tf.cfg.Destination); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // saveCache writes s as the last-known-good snapshot, if a cache is set.

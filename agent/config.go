@@ -64,7 +64,7 @@ type BackoffConfig struct {
 // ApplyConfig controls when updates are applied.
 type ApplyConfig struct {
 	WaitMin Duration `toml:"wait_min"` // apply once no update came for this long; 0 = at once
-	WaitMax Duration `toml:"wait_max"` // but never wait longer than this; 0 = 4 x wait_min
+	WaitMax Duration `toml:"wait_max"` // but never hold one longer than this; 0 = 4 x wait_min
 }
 
 // CacheConfig locates the last-known-good snapshot.
@@ -100,17 +100,31 @@ type TemplateConfig struct {
 }
 
 // ReloadConfig is one [[reload]] target: how to tell a program to reread.
+// A target is reloaded in one of three ways: signal with pid_file, command,
+// or exec (the agent runs the program itself and restarts it).
 type ReloadConfig struct {
-	Name          string   `toml:"name"`            // referenced by [[template]] reload; required
-	Check         string   `toml:"check"`           // shell command that must succeed before reload
-	Signal        string   `toml:"signal"`          // e.g. "SIGHUP"; with pid_file
-	PIDFile       string   `toml:"pid_file"`        // file holding the pid to signal
-	ProcessName   string   `toml:"process_name"`    // refuse a pid whose process has another name
-	Command       string   `toml:"command"`         // shell command, instead of signal + pid_file
-	Timeout       Duration `toml:"timeout"`         // for check and command; default 30s
-	MinInterval   Duration `toml:"min_interval"`    // reloads closer together are deferred; 0 = none
+	Name        string `toml:"name"`         // referenced by [[template]] reload; required
+	Check       string `toml:"check"`        // shell command run after install; failure rolls the update back
+	CheckStaged string `toml:"check_staged"` // shell command run before install, once per changed file, with $SSECONFD_STAGED
+	Signal      string `toml:"signal"`       // e.g. "SIGHUP"; with pid_file
+	PIDFile     string `toml:"pid_file"`     // file holding the pid to signal, read at each reload
+	ProcessName string `toml:"process_name"` // refuse a pid whose comm and executable have another name
+	Command     string `toml:"command"`      // shell command, instead of signal + pid_file
+
+	// Exec is a command line (run as /bin/sh -c "exec ...") for a program
+	// that cannot reload: the agent starts it after the first apply,
+	// restarts it when its files change and stops it when the agent stops.
+	Exec        string   `toml:"exec"`
+	KillTimeout Duration `toml:"kill_timeout"` // exec: SIGTERM, then SIGKILL after this; default 10s
+	MaxRestarts *int     `toml:"max_restarts"` // exec: unexpected exits per minute before the agent gives up; default 5
+
+	Timeout       Duration `toml:"timeout"`         // for check, check_staged and command; default 30s
+	MinInterval   Duration `toml:"min_interval"`    // reloads closer together are deferred, not dropped; 0 = none
 	ReloadOnStart bool     `toml:"reload_on_start"` // reload after the first apply even if nothing changed
 }
+
+// DefaultMaxRestarts is max_restarts when unset.
+const DefaultMaxRestarts = 5
 
 // Duration is a time.Duration written in Go's syntax ("45s", "5m").
 type Duration struct{ time.Duration }
@@ -282,7 +296,16 @@ func (c *Config) setDefaults() {
 		}
 	}
 	for i := range c.Reloads {
-		def(&c.Reloads[i].Timeout, 30*time.Second)
+		r := &c.Reloads[i]
+		def(&r.Timeout, 30*time.Second)
+		def(&r.KillTimeout, 10*time.Second)
+		if r.MaxRestarts == nil {
+			n := DefaultMaxRestarts
+			r.MaxRestarts = &n
+		}
+	}
+	if c.Apply.WaitMax.Duration == 0 {
+		c.Apply.WaitMax.Duration = 4 * c.Apply.WaitMin.Duration
 	}
 }
 
@@ -323,6 +346,9 @@ func (c *Config) validate() []error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Apply.WaitMax.Duration < c.Apply.WaitMin.Duration {
+		bad("apply.wait_max", "must not be shorter than apply.wait_min (%s)", c.Apply.WaitMin)
 	}
 	if len(c.Templates) == 0 {
 		bad("template", "at least one [[template]] is required")
@@ -412,11 +438,17 @@ func (c *Config) validateReload(key string, r ReloadConfig) []error {
 		errs = append(errs, c.problem(key+"."+k, format, args...))
 	}
 	hasSignal := r.Signal != "" || r.PIDFile != ""
+	ways := 0
+	for _, set := range []bool{hasSignal, r.Command != "", r.Exec != ""} {
+		if set {
+			ways++
+		}
+	}
 	switch {
-	case r.Command != "" && hasSignal:
-		bad("command", "set either command, or signal with pid_file, not both")
-	case r.Command == "" && !hasSignal:
-		bad("command", "set command, or signal with pid_file")
+	case ways > 1:
+		bad("command", "set one of command, exec, or signal with pid_file")
+	case ways == 0:
+		bad("command", "set command, exec, or signal with pid_file")
 	case hasSignal && r.PIDFile == "":
 		bad("pid_file", "required with signal")
 	case hasSignal && r.Signal == "":
@@ -425,6 +457,9 @@ func (c *Config) validateReload(key string, r ReloadConfig) []error {
 		if _, err := ParseSignal(r.Signal); err != nil {
 			bad("signal", "%v", err)
 		}
+	}
+	if *r.MaxRestarts < 0 {
+		bad("max_restarts", "want 0 or more, got %d", *r.MaxRestarts)
 	}
 	return errs
 }

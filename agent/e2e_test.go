@@ -33,18 +33,20 @@ func legacyApp(t *testing.T, dir, file string) (pidFile string, records func() [
 		}
 		return ""
 	})
-	records = func() []legacyRecord {
-		data, _ := os.ReadFile(recPath)
-		var out []legacyRecord
-		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			var r legacyRecord
-			if json.Unmarshal([]byte(line), &r) == nil {
-				out = append(out, r)
-			}
+	return pidFile, func() []legacyRecord { return readLegacyRecords(recPath) }
+}
+
+// readLegacyRecords reads the records legacyapp wrote to path so far.
+func readLegacyRecords(path string) []legacyRecord {
+	data, _ := os.ReadFile(path)
+	var out []legacyRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r legacyRecord
+		if json.Unmarshal([]byte(line), &r) == nil {
+			out = append(out, r)
 		}
-		return out
 	}
-	return pidFile, records
+	return out
 }
 
 type legacyRecord struct {

@@ -63,7 +63,11 @@ func (a *Agent) Config() *Config { return a.cfg }
 func (a *Agent) adopt(ctx context.Context, n *Agent) {
 	old := a.cfg
 	a.cfg, a.templates = n.cfg, n.templates
+	oldTargets := a.targets
 	a.targets, _ = newTargets(n.cfg, a.targets) // n's targets were built without error
+	if a.sup != nil {
+		a.sup.stopDropped(oldTargets, a.targets) // new ones start at the next apply
+	}
 	a.log = n.log
 	a.status.setGrace(n.cfg.Status.Grace.Duration)
 	a.stale.stream = !reflect.DeepEqual(old.Source, n.cfg.Source) || !reflect.DeepEqual(old.Backoff, n.cfg.Backoff)

@@ -15,12 +15,16 @@ import (
 )
 
 // Target is a program to tell that its files changed: by a signal to the
-// pid in a pid file, or by a shell command. A Target is used by the apply
-// goroutine only.
+// pid in a pid file, by a shell command, or (exec mode) by restarting it as
+// a child of the agent. A Target is used by the goroutine of Agent.Run (or
+// Agent.Once) only.
 type Target struct {
 	cfg        ReloadConfig
 	signal     syscall.Signal
-	lastReload time.Time
+	lastReload time.Time // when the last reload was attempted; zero before
+	deferred   bool      // a reload waits for min_interval to pass
+	program    *program  // exec mode: the running program, nil when none
+	exits      []time.Time
 }
 
 // NewTarget checks cfg and returns its Target.
@@ -39,24 +43,40 @@ func NewTarget(cfg ReloadConfig) (*Target, error) {
 // Name returns the target's name.
 func (t *Target) Name() string { return t.cfg.Name }
 
-// Check runs the target's check command, if any. staged maps each changed
-// destination to its staged temporary file; the command sees the first as
-// $SSECONFD_STAGED and all as $SSECONFD_STAGED_FILES (space separated).
-func (t *Target) Check(ctx context.Context, env []string) error {
+// Check runs the target's check command, if any, with the update installed.
+func (t *Target) Check(ctx context.Context) error {
 	if t.cfg.Check == "" {
 		return nil
 	}
-	if err := runCommand(ctx, t.cfg.Check, t.cfg.Timeout.Duration, env); err != nil {
+	if _, err := runCommand(ctx, t.cfg.Check, t.cfg.Timeout.Duration, nil); err != nil {
 		return fmt.Errorf("check %q: %w", t.cfg.Check, err)
 	}
 	return nil
 }
 
-// Reload signals the process in the pid file or runs the command.
+// CheckStaged runs the target's check_staged command, if any, on one
+// staged file before anything is installed. The command finds the staged
+// file in $SSECONFD_STAGED and the file it will replace in
+// $SSECONFD_DESTINATION.
+func (t *Target) CheckStaged(ctx context.Context, staged, dest string) error {
+	if t.cfg.CheckStaged == "" {
+		return nil
+	}
+	env := []string{"SSECONFD_STAGED=" + staged, "SSECONFD_DESTINATION=" + dest}
+	if _, err := runCommand(ctx, t.cfg.CheckStaged, t.cfg.Timeout.Duration, env); err != nil {
+		return fmt.Errorf("check_staged %q on %s: %w", t.cfg.CheckStaged, dest, err)
+	}
+	return nil
+}
+
+// Reload signals the process in the pid file or runs the command. An exec
+// target is restarted by the Agent, not here.
 func (t *Target) Reload(ctx context.Context) error {
-	t.lastReload = time.Now()
+	if t.cfg.Exec != "" {
+		return errors.New("exec target is restarted by the agent")
+	}
 	if t.cfg.Command != "" {
-		if err := runCommand(ctx, t.cfg.Command, t.cfg.Timeout.Duration, nil); err != nil {
+		if _, err := runCommand(ctx, t.cfg.Command, t.cfg.Timeout.Duration, nil); err != nil {
 			return fmt.Errorf("command %q: %w", t.cfg.Command, err)
 		}
 		return nil
@@ -133,10 +153,12 @@ func contains(list []string, s string) bool {
 }
 
 // runCommand runs command through /bin/sh -c in its own process group,
-// kills the group after timeout, and returns an error with an excerpt of
-// its output when it fails. A command that leaves a background process
-// holding its output does not hold up the caller.
-func runCommand(ctx context.Context, command string, timeout time.Duration, env []string) error {
+// kills the group after timeout, and returns an excerpt of its output. The
+// error carries the exit status and that excerpt. A command that leaves a
+// background process holding its output (sh -c 'sleep 600 &', a program
+// that daemonizes) returns a second after the shell exits; the background
+// process is left running.
+func runCommand(ctx context.Context, command string, timeout time.Duration, env []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
@@ -147,18 +169,20 @@ func runCommand(ctx context.Context, command string, timeout time.Duration, env 
 	var out bytes.Buffer
 	cmd.Stdout = &limitedBuffer{buf: &out, max: 4096}
 	cmd.Stderr = cmd.Stdout
+
 	err := cmd.Run()
+	excerpt := outputExcerpt(out.Bytes())
 	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("timed out after %s: %s", timeout, outputExcerpt(out.Bytes()))
+		return excerpt, fmt.Errorf("timed out after %s, process group killed: %s", timeout, excerpt)
 	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
-		return fmt.Errorf("%v: %s", exitErr, outputExcerpt(out.Bytes()))
+		return excerpt, fmt.Errorf("%v: %s", exitErr, excerpt)
 	}
 	if errors.Is(err, exec.ErrWaitDelay) {
-		return nil // it succeeded; only a background child kept the output open
+		return excerpt, nil // it succeeded; only a background child kept the output open
 	}
-	return err
+	return excerpt, err
 }
 
 type limitedBuffer struct {

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// schedule holds the timers of Agent.Run: one for an update held back by
+// [apply] wait_min / wait_max, one for the earliest reload deferred by a
+// target's min_interval. Used by the Run goroutine only. A stopped timer's
+// channel never delivers (Go 1.23 timers), so Run can select on both always.
+type schedule struct {
+	quiet     *time.Timer // fires when the held snapshot is due
+	held      *Snapshot   // the newest snapshot not applied yet, nil when none
+	heldSince time.Time   // when the first snapshot of this burst arrived
+	reload    *time.Timer // fires when the earliest deferred reload is due
+}
+
+func newSchedule() schedule {
+	return schedule{quiet: stoppedTimer(), reload: stoppedTimer()}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// receive takes a snapshot from the stream and applies it at once or, with
+// [apply] wait_min set, holds it until no newer one came for wait_min, but
+// no longer than wait_max after the first of the burst. A newer snapshot
+// replaces the held one: only the newest is applied.
+func (a *Agent) receive(ctx context.Context, s Snapshot) {
+	wait := a.cfg.Apply
+	if wait.WaitMin.Duration == 0 {
+		a.applyAndLog(ctx, s)
+		return
+	}
+	now := time.Now()
+	if a.sched.held == nil {
+		a.sched.heldSince = now
+	}
+	a.sched.held = &s
+	due := quietUntil(a.sched.heldSince, now, wait.WaitMin.Duration, wait.WaitMax.Duration)
+	a.sched.quiet.Reset(due.Sub(now))
+	a.log.Debug("update held", zap.String("hash", s.ShortHash()), zap.Duration("apply_in", due.Sub(now)))
+}
+
+// quietUntil is when a burst that began at first and whose newest update
+// came at last is applied: wait after last, but at most limit after first.
+func quietUntil(first, last time.Time, wait, limit time.Duration) time.Time {
+	due := last.Add(wait)
+	if end := first.Add(limit); end.Before(due) {
+		return end
+	}
+	return due
+}
+
+// applyHeld applies the held snapshot, when its quiet time has come.
+func (a *Agent) applyHeld(ctx context.Context) {
+	s := a.sched.held
+	a.sched.held = nil
+	if s != nil {
+		a.applyAndLog(ctx, *s)
+	}
+}
+
+// reloadAll reloads each of targets once, or defers those whose last reload
+// is closer than their min_interval; a deferred reload fires when the
+// interval has passed (reloadDeferred). It returns the names of both.
+// Failures are logged and are no error of the update.
+func (a *Agent) reloadAll(ctx context.Context, targets []*Target) (reloaded, deferred []string) {
+	now := time.Now()
+	for _, t := range targets {
+		if t.deferred || now.Before(t.lastReload.Add(t.cfg.MinInterval.Duration)) {
+			t.deferred = true
+			deferred = append(deferred, t.Name())
+			continue
+		}
+		if a.reload(ctx, t) {
+			reloaded = append(reloaded, t.Name())
+		}
+	}
+	a.armReloadTimer()
+	return reloaded, deferred
+}
+
+// reloadDeferred fires every deferred reload that is due.
+func (a *Agent) reloadDeferred(ctx context.Context) {
+	now := time.Now()
+	for _, t := range a.sortedTargets() {
+		if !t.deferred || now.Before(t.lastReload.Add(t.cfg.MinInterval.Duration)) {
+			continue
+		}
+		if a.reload(ctx, t) {
+			a.log.Info("deferred reload done", zap.String("target", t.Name()))
+		}
+	}
+	a.armReloadTimer()
+}
+
+// armReloadTimer sets the reload timer to the earliest deferred reload.
+func (a *Agent) armReloadTimer() {
+	var next time.Time
+	for _, t := range a.targets {
+		due := t.lastReload.Add(t.cfg.MinInterval.Duration)
+		if t.deferred && (next.IsZero() || due.Before(next)) {
+			next = due
+		}
+	}
+	a.sched.reload.Stop()
+	if !next.IsZero() {
+		a.sched.reload.Reset(max(time.Until(next), 0))
+	}
+}
+
+// reload reloads t now and reports whether that worked; a failure is
+// logged with setting values redacted.
+func (a *Agent) reload(ctx context.Context, t *Target) bool {
+	t.lastReload = time.Now()
+	t.deferred = false
+	var err error
+	switch {
+	case t.cfg.Exec == "":
+		err = t.Reload(ctx)
+	case a.sup == nil:
+		a.log.Warn("exec target not started: programs run only under Agent.Run", zap.String("target", t.Name()))
+		return false
+	default:
+		err = a.sup.restart(t)
+	}
+	if err == nil {
+		a.status.reloadDone(t.Name(), nil)
+		return true
+	}
+	msg := "reload failed"
+	if errors.Is(err, ErrRefused) {
+		msg = "reload refused"
+	}
+	err = errors.New(render.Redact(err.Error(), a.settings))
+	a.status.reloadDone(t.Name(), err)
+	a.log.Error(msg, zap.String("target", t.Name()), zap.Error(err))
+	return false
+}
+
+// withStartTargets adds the targets to reload although none of their files
+// changed: after the first successful apply those with reload_on_start,
+// and, under Run, exec targets whose program is not running (at start,
+// after a config reload added one, or after a failed restart).
+func (a *Agent) withStartTargets(targets []*Target) []*Target {
+	first := !a.started
+	a.started = true
+	for _, t := range a.sortedTargets() {
+		start := first && t.cfg.ReloadOnStart || a.sup != nil && t.cfg.Exec != "" && t.program == nil
+		if start && !t.deferred && !containsTarget(targets, t) {
+			targets = append(targets, t)
+		}
+	}
+	sort.Slice(targets, func(i, j int) bool { return targets[i].Name() < targets[j].Name() })
+	return targets
+}
+
+func containsTarget(list []*Target, t *Target) bool {
+	for _, e := range list {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedTargets returns every target in name order.
+func (a *Agent) sortedTargets() []*Target {
+	out := make([]*Target, 0, len(a.targets))
+	for _, t := range a.targets {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
