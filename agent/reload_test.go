@@ -358,6 +358,16 @@ func templateBlock(t testing.TB, dir, dest, text, reload string) string {
 		src, filepath.Join(dir, dest), reload)
 }
 
+// atLeast returns a cond for eventually: count() reaches n.
+func atLeast(count func() int, n int, what string) func() string {
+	return func() string {
+		if got := count(); got < n {
+			return fmt.Sprintf("%d %s, want %d", got, what, n)
+		}
+		return ""
+	}
+}
+
 // logHas returns a cond for eventually: an entry with msg was logged.
 func logHas(logs *observer.ObservedLogs, msg string) func() string {
 	return func() string {
@@ -405,6 +415,7 @@ process_name = "legacyapp"
 		t.Errorf("legacyapp read %q on SIGHUP, want %q (one per changed update)", got, want)
 	}
 	// The kernel merges two SIGHUPs sent at once; the agent's count cannot.
+	eventually(t, 10*time.Second, atLeast(func() int { return reloadsLogged(logs, "app") }, 2, "reloads of app logged"))
 	if n := reloadsLogged(logs, "app"); n != 2 {
 		t.Errorf("agent logged %d reloads of app, want 2", n)
 	}
@@ -521,7 +532,161 @@ min_interval = "1s"
 	if reloads > 4 || len(got) > 4 {
 		t.Errorf("%d reloads logged, %d SIGHUPs seen for %d updates with min_interval 1s, want at most 4", reloads, len(got), updates)
 	}
-	if len(logged(logs, "deferred reload done")) == 0 {
-		t.Errorf("no deferred reload fired: the last update's reload must wait, not be dropped")
+	// The last update's reload waited for the interval; it was not dropped.
+	eventually(t, 10*time.Second, logHas(logs, "deferred reload done"))
+}
+
+// appliedHashes returns the hashes of the updates the agent logged applied.
+func appliedHashes(logs *observer.ObservedLogs) []string {
+	var out []string
+	for _, e := range logs.FilterMessage("update applied").AllUntimed() {
+		out = append(out, e.ContextMap()["hash"].(string))
+	}
+	return out
+}
+
+func TestQuiescenceAppliesOnlyNewest(t *testing.T) {
+	dir := t.TempDir()
+	cs, url := startServer(t, "dev", map[string]any{"n": 0})
+	appFile := filepath.Join(dir, "a.conf")
+	text := baseConfig(url) + "\n[apply]\nwait_min = \"1s\"\nwait_max = \"10s\"\n" +
+		templateBlock(t, dir, "a.conf", "n={{ .Settings.n }}", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+command = "echo reload >> %s"
+`, filepath.Join(dir, "reloads"))
+	a, logs := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(appFile, "n=0"))
+
+	for i := 1; i <= 20; i++ {
+		post(t, cs, "dev", map[string]any{"n": i})
+	}
+	eventually(t, 10*time.Second, fileHas(appFile, "n=20"))
+	eventually(t, 10*time.Second, atLeast(func() int { return len(logged(logs, "update applied")) }, 2, "updates applied"))
+
+	newest, _ := NewSnapshot(map[string]any{"n": int64(20)}, "test")
+	hashes := appliedHashes(logs)
+	if len(hashes) != 2 || hashes[1] != newest.ShortHash() {
+		t.Errorf("applied %v, want the first snapshot and then only the newest (%s)", hashes, newest.ShortHash())
+	}
+}
+
+func TestQuiescenceWaitMax(t *testing.T) {
+	dir := t.TempDir()
+	cs, url := startServer(t, "dev", map[string]any{"n": 0})
+	appFile := filepath.Join(dir, "a.conf")
+	text := baseConfig(url) + "\n[apply]\nwait_min = \"500ms\"\nwait_max = \"1s\"\n" +
+		templateBlock(t, dir, "a.conf", "n={{ .Settings.n }}", "")
+	a, _ := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(appFile, "n=0"))
+
+	// Updates every 50ms never leave 500ms of quiet: only wait_max lets one
+	// through while they keep coming.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1; ; i++ {
+		post(t, cs, "dev", map[string]any{"n": i})
+		time.Sleep(50 * time.Millisecond)
+		if b, _ := os.ReadFile(appFile); string(b) != "n=0" {
+			t.Logf("applied %q while update %d was the newest", b, i)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing applied during 10s of updates every 50ms; wait_max is 1s")
+		}
+	}
+}
+
+func TestCheckStagedRefusesBadFile(t *testing.T) {
+	dir := t.TempDir()
+	cs, url := startServer(t, "dev", map[string]any{"v": "ok-first"})
+	appFile := filepath.Join(dir, "a.conf")
+	reloads := filepath.Join(dir, "reloads")
+	// The staged file must begin with "ok"; the command prints what it saw.
+	text := baseConfig(url) + templateBlock(t, dir, "a.conf", "{{ .Settings.v }}", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+check_staged = 'cat "$SSECONFD_STAGED"; test "$SSECONFD_DESTINATION" = %s && grep -q "^ok" "$SSECONFD_STAGED"'
+command = "echo reload >> %s"
+`, appFile, reloads)
+	a, logs := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(appFile, "ok-first"))
+	eventually(t, 10*time.Second, fileHas(reloads, "reload"))
+
+	post(t, cs, "dev", map[string]any{"v": "secret-bad-value"})
+	eventually(t, 10*time.Second, logHas(logs, "update rejected"))
+
+	if b, _ := os.ReadFile(appFile); string(b) != "ok-first" {
+		t.Errorf("%s holds %q after a failed staged check, want the old content", appFile, b)
+	}
+	msg := logs.FilterMessage("update rejected").AllUntimed()[0].ContextMap()["error"].(string)
+	if !strings.Contains(msg, "update not installed") || strings.Contains(msg, "secret-bad-value") {
+		t.Errorf("rejection logged as %q, want \"update not installed\" and the value redacted", msg)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(dir, ".sseconfd.*")); len(entries) > 0 {
+		t.Errorf("staged files left behind: %v", entries)
+	}
+	if b, _ := os.ReadFile(reloads); strings.Count(string(b), "reload") != 1 {
+		t.Errorf("reload command ran %d times, want once (only the good update)", strings.Count(string(b), "reload"))
+	}
+}
+
+func TestCheckRollsBack(t *testing.T) {
+	dir := t.TempDir()
+	cs, url := startServer(t, "dev", map[string]any{"v": "ok-first"})
+	appFile := filepath.Join(dir, "a.conf")
+	bFile := filepath.Join(dir, "b.conf")
+	reloads := filepath.Join(dir, "reloads")
+	text := baseConfig(url) +
+		templateBlock(t, dir, "a.conf", "{{ .Settings.v }}", "app") +
+		templateBlock(t, dir, "b.conf", "b {{ .Settings.v }}", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+check = 'cat %s; grep -q "^ok" %s'
+command = "echo reload >> %s"
+`, appFile, appFile, reloads)
+	a, logs := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(reloads, "reload"))
+
+	post(t, cs, "dev", map[string]any{"v": "secret-bad-value"})
+	eventually(t, 10*time.Second, logHas(logs, "update rejected"))
+
+	for path, want := range map[string]string{appFile: "ok-first", bFile: "b ok-first"} {
+		if b, _ := os.ReadFile(path); string(b) != want {
+			t.Errorf("%s holds %q after a failed check, want it rolled back to %q", path, b, want)
+		}
+	}
+	msg := logs.FilterMessage("update rejected").AllUntimed()[0].ContextMap()["error"].(string)
+	if !strings.Contains(msg, "rolled back") || !strings.Contains(msg, "exit status 1") || strings.Contains(msg, "secret-bad-value") {
+		t.Errorf("rejection logged as %q, want exit status, \"rolled back\" and the value redacted", msg)
+	}
+	if b, _ := os.ReadFile(reloads); strings.Count(string(b), "reload") != 1 {
+		t.Errorf("reload command ran %d times, want once (only the good update)", strings.Count(string(b), "reload"))
+	}
+}
+
+func TestReloadCommandFailureIsLoggedRedacted(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"v": "secret-value-1"})
+	appFile := filepath.Join(dir, "a.conf")
+	text := baseConfig(url) + templateBlock(t, dir, "a.conf", "{{ .Settings.v }}", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+command = "cat %s; exit 4"
+`, appFile)
+	a, logs := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, logHas(logs, "reload failed"))
+	eventually(t, 10*time.Second, logHas(logs, "update applied"))
+
+	msg := logs.FilterMessage("reload failed").AllUntimed()[0].ContextMap()["error"].(string)
+	if !strings.Contains(msg, "exit status 4: <redacted>") {
+		t.Errorf("reload failure logged as %q, want the exit status and the output redacted", msg)
+	}
+	if len(logged(logs, "update applied")) != 1 {
+		t.Errorf("a failed reload must not reject the update")
 	}
 }
