@@ -199,6 +199,7 @@ func TestReloadConfigValidation(t *testing.T) {
 		{name: "exec", reload: `exec = "sleep 1"` + "\nmax_restarts = 0\nkill_timeout = \"1s\""},
 		{name: "exec and command", reload: `exec = "sleep 1"` + "\ncommand = \"true\"", wantErr: "set one of"},
 		{name: "nothing", reload: `check = "true"`, wantErr: "set command, exec"},
+		{name: "restarts not a number", reload: `exec = "sleep 1"` + "\nmax_restarts = \"many\"", wantErr: "max_restarts"},
 		{name: "negative restarts", reload: `exec = "sleep 1"` + "\nmax_restarts = -1", wantErr: "max_restarts"},
 		{name: "check_staged", reload: `command = "true"` + "\ncheck_staged = \"test -s \\\"$SSECONFD_STAGED\\\"\""},
 		{name: "quiescence", reload: `command = "true"`, apply: "wait_min = \"1s\"\nwait_max = \"3s\""},
