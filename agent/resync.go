@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,50 +13,75 @@ import (
 	"go.uber.org/zap"
 )
 
+// ErrUnknownEnv is wrapped by Fetch's error when the server answers 404:
+// it does not know the environment.
+var ErrUnknownEnv = errors.New("environment unknown to the server")
+
 // Fetch gets the current settings with GET /config/{env}. An unknown
-// environment is an error naming the environment and the URL.
+// environment is an error wrapping ErrUnknownEnv that names the
+// environment and the URL.
 func (s *Stream) Fetch(ctx context.Context) (Snapshot, error) {
+	s = s.withDefaults()
 	client, err := s.httpClient()
 	if err != nil {
 		return Snapshot{}, err
 	}
+	defer client.CloseIdleConnections()
 	return s.fetch(ctx, client, "fetch")
 }
 
+// payloadError marks a fetched body that arrived but was refused.
+type payloadError struct{ err error }
+
+func (e *payloadError) Error() string { return e.err.Error() }
+func (e *payloadError) Unwrap() error { return e.err }
+
 func (s *Stream) fetch(ctx context.Context, client *http.Client, origin string) (Snapshot, error) {
+	snap, dups, err := s.fetchSettings(ctx, client, origin)
+	if err == nil && len(dups) > 0 {
+		s.log().Debug("repeated keys in fetched settings, the last one wins", zap.Strings("keys", dups))
+	}
+	return snap, err
+}
+
+func (s *Stream) fetchSettings(ctx context.Context, client *http.Client, origin string) (Snapshot, []string, error) {
 	req, err := s.newRequest(ctx, "/config/", "application/json")
 	if err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, nil, err
 	}
+	where := redactURL(req.URL)
 	resp, err := client.Do(req)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("fetch settings: %w", err)
+		return Snapshot{}, nil, fmt.Errorf("fetch settings: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return Snapshot{}, fmt.Errorf("environment %q is unknown to the server at %s (HTTP 404)", s.Source.Env, redactURL(req.URL))
+		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w: %q (HTTP 404)", where, ErrUnknownEnv, s.Source.Env)
 	}
 	if err := checkResponse(resp, "application/json"); err != nil {
-		return Snapshot{}, fmt.Errorf("fetch %s: %w", redactURL(req.URL), err)
+		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(s.Source.MaxEventBytes)+1))
+
+	limit := int(s.Source.MaxEventBytes)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("fetch %s: %w", redactURL(req.URL), err)
+		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
 	}
-	if len(data) > int(s.Source.MaxEventBytes) {
-		return Snapshot{}, fmt.Errorf("fetch %s: body larger than source.max_event_bytes (%d bytes)", redactURL(req.URL), s.Source.MaxEventBytes)
+	if len(data) > limit {
+		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{
+			fmt.Errorf("body larger than source.max_event_bytes (%d bytes)", limit)})
 	}
-	snap, err := DecodeSettings(data, origin)
+	snap, dups, err := decodeSettings(data, origin)
+	if err == nil {
+		err = s.checkEmpty(snap)
+	}
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("fetch %s: %w", redactURL(req.URL), err)
+		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{err})
 	}
-	if len(snap.Settings) == 0 && !s.Source.AllowEmpty {
-		return Snapshot{}, fmt.Errorf("fetch %s: settings map is empty; set source.allow_empty = true to accept it", redactURL(req.URL))
-	}
-	return snap, nil
+	return snap, dups, nil
 }
 
-// startResync fetches the settings every ResyncInterval, with up to 10%
+// startResync fetches the settings every ResyncInterval, plus up to 10%
 // jitter, and offers them to slot; Run drops them if they equal the last
 // ones handled. It returns a function that stops it and waits.
 func (s *Stream) startResync(ctx context.Context, client *http.Client, slot *latest[Snapshot]) (stop func()) {
@@ -68,26 +94,33 @@ func (s *Stream) startResync(ctx context.Context, client *http.Client, slot *lat
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			t := time.NewTimer(every + time.Duration(rand.Int64N(int64(every)/10+1)))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			before := slot.version()
-			snap, err := s.fetch(ctx, client, "resync")
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log().Debug("resync failed", zap.Error(err))
-				}
-				continue
-			}
-			// A stream event that came during the fetch is as new or newer.
-			used := slot.putIfUnchanged(before, snap)
-			s.log().Debug("resync fetched", zap.String("hash", snap.ShortHash()), zap.Bool("used", used))
+		for sleep(ctx, every+time.Duration(rand.Int64N(int64(every)/10+1))) {
+			s.resyncOnce(ctx, client, slot)
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
+}
+
+// resyncOnce fetches the settings and offers them to slot, unless a stream
+// event came in meanwhile: that one is as new or newer.
+func (s *Stream) resyncOnce(ctx context.Context, client *http.Client, slot *latest[Snapshot]) {
+	log := s.log()
+	before := slot.version()
+	snap, err := s.fetch(ctx, client, "resync")
+	var payload *payloadError
+	switch {
+	case ctx.Err() != nil:
+		return
+	case errors.Is(err, ErrUnknownEnv):
+		log.Info("resync found the environment unknown; settings unchanged", zap.Error(err))
+		return
+	case errors.As(err, &payload):
+		log.Warn("resync rejected; settings unchanged", zap.Error(err))
+		return
+	case err != nil:
+		log.Debug("resync failed", zap.Error(err))
+		return
+	}
+	used := slot.putIfUnchanged(before, snap)
+	log.Debug("resync fetched", zap.String("hash", snap.ShortHash()), zap.Bool("used", used))
 }

@@ -39,35 +39,54 @@ func NewSnapshot(settings map[string]any, origin string) (Snapshot, error) {
 }
 
 // DecodeEvent decodes a stream event's data, {"settings": {...}}. The error
-// says what was wrong (invalid JSON at an offset, no settings key, settings
-// of the wrong type) and never quotes a value.
+// says what was wrong (invalid JSON or UTF-8 at an offset, no settings key,
+// settings of the wrong type) and never quotes a value. A key repeated in
+// one object keeps its last value.
 func DecodeEvent(data []byte) (Snapshot, error) {
-	v, err := render.DecodeJSON(data)
+	snap, _, err := decodeEvent(data)
+	return snap, err
+}
+
+// decodeEvent is DecodeEvent that also names the repeated keys.
+func decodeEvent(data []byte) (Snapshot, []string, error) {
+	v, dups, err := render.DecodeJSONDuplicates(data)
 	if err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, nil, err
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return Snapshot{}, fmt.Errorf("event data is a JSON %s, want an object with a \"settings\" key", render.KindOf(v))
+		return Snapshot{}, nil, fmt.Errorf("event data is a JSON %s, want an object with a \"settings\" key", render.KindOf(v))
 	}
 	raw, ok := obj["settings"]
 	if !ok {
-		return Snapshot{}, fmt.Errorf("event has no \"settings\" key (keys: %s)", keyList(obj))
+		return Snapshot{}, nil, fmt.Errorf("event has no \"settings\" key (keys: %s)", keyList(obj))
 	}
 	settings, ok := raw.(map[string]any)
 	if !ok {
-		return Snapshot{}, fmt.Errorf("event's \"settings\" is a JSON %s, want an object", render.KindOf(raw))
+		return Snapshot{}, nil, fmt.Errorf("event's \"settings\" is a JSON %s, want an object", render.KindOf(raw))
 	}
-	return NewSnapshot(settings, "stream")
+	snap, err := NewSnapshot(settings, "stream")
+	return snap, dups, err
 }
 
 // DecodeSettings decodes a bare settings object, as GET /config/{env} sends it.
 func DecodeSettings(data []byte, origin string) (Snapshot, error) {
-	settings, err := render.ParseSettings(data)
+	snap, _, err := decodeSettings(data, origin)
+	return snap, err
+}
+
+// decodeSettings is DecodeSettings that also names the repeated keys.
+func decodeSettings(data []byte, origin string) (Snapshot, []string, error) {
+	v, dups, err := render.DecodeJSONDuplicates(data)
 	if err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, nil, err
 	}
-	return NewSnapshot(settings, origin)
+	settings, ok := v.(map[string]any)
+	if !ok {
+		return Snapshot{}, nil, fmt.Errorf("settings are a JSON %s, want an object", render.KindOf(v))
+	}
+	snap, err := NewSnapshot(settings, origin)
+	return snap, dups, err
 }
 
 // keyList names at most ten keys of obj, sorted, for error messages.

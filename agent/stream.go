@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"mime"
 	"net/http"
 	"net/url"
@@ -27,6 +28,9 @@ import (
 // events above MaxEventBytes, and re-fetches GET /config/{env} every
 // ResyncInterval to catch an event the server dropped.
 //
+// Zero fields of Source and Backoff take the config file's defaults, except
+// ResyncInterval: zero turns resync off (Follow turns it on).
+//
 // The handler runs in Run's goroutine while the socket is drained by
 // another; snapshots that arrive while the handler is busy are coalesced so
 // that it next sees only the newest. A Stream is used for one Run at a time.
@@ -41,6 +45,8 @@ type Stream struct {
 	// Fallback, if set, is asked once for a snapshot to use when the first
 	// connection fails before any snapshot arrived (the daemon's cache).
 	Fallback func() (Snapshot, bool)
+
+	summaryEvery time.Duration // outage summary period; 0: one minute
 }
 
 // StreamEvent reports a change of the connection's state.
@@ -59,10 +65,8 @@ var ErrGaveUp = errors.New("gave up reconnecting")
 // settings and calls handler with each new snapshot until ctx is cancelled.
 // It is the shortest way to use the SDK; see Stream for the details.
 func Follow(ctx context.Context, baseURL, env string, handler func(Snapshot)) error {
-	c := &Config{Source: SourceConfig{URL: baseURL, Env: env}}
-	c.setDefaults()
-	c.Source.ResyncInterval.Duration = resyncDefault
-	s := &Stream{Source: c.Source, Backoff: c.Backoff}
+	s := &Stream{Source: SourceConfig{URL: baseURL, Env: env}}
+	s.Source.ResyncInterval.Duration = resyncDefault
 	return s.Run(ctx, handler)
 }
 
@@ -71,10 +75,12 @@ func Follow(ctx context.Context, baseURL, env string, handler func(Snapshot)) er
 // an error wrapping ErrGaveUp). Every goroutine it starts has ended when it
 // returns. Snapshots equal to the last one handled are not passed again.
 func (s *Stream) Run(ctx context.Context, handler func(Snapshot)) error {
+	s = s.withDefaults()
 	client, err := s.httpClient()
 	if err != nil {
 		return err
 	}
+	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -105,6 +111,18 @@ func (s *Stream) Run(ctx context.Context, handler func(Snapshot)) error {
 	return runErr
 }
 
+// withDefaults returns a copy of s whose zero settings have their defaults.
+func (s *Stream) withDefaults() *Stream {
+	c := *s
+	cfg := Config{Source: s.Source, Backoff: s.Backoff}
+	cfg.setDefaults()
+	c.Source, c.Backoff = cfg.Source, cfg.Backoff
+	if c.summaryEvery <= 0 {
+		c.summaryEvery = time.Minute
+	}
+	return &c
+}
+
 func (s *Stream) log() *zap.Logger {
 	if s.Log == nil {
 		return zap.NewNop()
@@ -121,17 +139,10 @@ func (s *Stream) notify(ev StreamEvent) {
 // connectLoop connects, reads until the stream fails, and waits out the
 // backoff, until ctx ends or the retries are used up.
 func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *latest[Snapshot]) error {
-	b := &backoff.Backoff{
-		Min:    s.Backoff.Min.Duration,
-		Max:    s.Backoff.Max.Duration,
-		Factor: s.Backoff.Factor,
-		Jitter: s.Backoff.Jitter == nil || *s.Backoff.Jitter,
-	}
-	log := s.log()
-	conn := &connection{stream: s, client: client, slot: slot}
-	failures := 0
+	retry := newRetryDelay(s.Backoff)
+	out := &outageLog{log: s.log(), every: s.summaryEvery}
+	conn := &connection{stream: s, client: client, put: slot.put, outage: out}
 	everDelivered, askedFallback := false, false
-	var outageStart, lastSummary time.Time
 
 	stopResync := s.startResync(ctx, client, slot)
 	defer stopResync()
@@ -142,8 +153,7 @@ func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *lat
 			return ctx.Err()
 		}
 		if delivered {
-			b.Reset()
-			failures = 0
+			retry.reset()
 			everDelivered = true
 		}
 		if !everDelivered && !askedFallback && s.Fallback != nil {
@@ -152,138 +162,275 @@ func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *lat
 				slot.put(snap)
 			}
 		}
-		failures++
-		wait := b.Duration()
-		s.notify(StreamEvent{Err: err, Failures: failures, RetryIn: wait})
 
-		now := time.Now()
-		switch {
-		case failures == 1:
-			outageStart, lastSummary = now, now
-			log.Info("disconnected", zap.Error(err), zap.Duration("retry_in", wait))
-		case now.Sub(lastSummary) >= time.Minute:
-			lastSummary = now
-			log.Warn("still disconnected", zap.Error(err), zap.Int("failures", failures),
-				zap.Duration("since", now.Sub(outageStart).Round(time.Second)), zap.Duration("retry_in", wait))
-		default:
-			log.Debug("reconnect failed", zap.Error(err), zap.Int("failures", failures), zap.Duration("retry_in", wait))
+		wait := retry.next()
+		out.failed(err, retry.failures, wait)
+		s.notify(StreamEvent{Err: err, Failures: retry.failures, RetryIn: wait})
+		if limit := s.Backoff.MaxRetries; limit > 0 && retry.failures >= limit {
+			return fmt.Errorf("%w after %d failures in a row (backoff.max_retries = %d); last: %w",
+				ErrGaveUp, retry.failures, limit, err)
 		}
-		if max := s.Backoff.MaxRetries; max > 0 && failures >= max {
-			return fmt.Errorf("%w after %d failures in a row: %w", ErrGaveUp, failures, err)
-		}
-
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }
 
-// connection is the state kept across reconnects of one Run.
+// sleep waits for d and reports true, or false if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retryDelay counts failures in a row and chooses the delay before the next
+// attempt with jpillora/backoff. It belongs to connectLoop's goroutine.
+type retryDelay struct {
+	b        backoff.Backoff
+	failures int
+}
+
+func newRetryDelay(c BackoffConfig) *retryDelay {
+	return &retryDelay{b: backoff.Backoff{
+		Min:    c.Min.Duration,
+		Max:    c.Max.Duration,
+		Factor: c.Factor,
+		Jitter: c.Jitter == nil || *c.Jitter,
+	}}
+}
+
+// next counts one more failure and returns the delay before the next try.
+//
+// jpillora/backoff jitters attempt n over [min, min*factor^n], which for
+// the first attempt is the single point min: agents dropped together by a
+// server restart would all come back after exactly min. With jitter on,
+// the window one step ahead is used, so the first delay lies in
+// [min, min*factor] and later ones spread wider, capped at max.
+func (r *retryDelay) next() time.Duration {
+	r.failures++
+	attempt := float64(r.failures - 1)
+	if r.b.Jitter {
+		attempt++
+	}
+	return r.b.ForAttempt(attempt)
+}
+
+// reset starts counting again; called once a connection delivered an event.
+func (r *retryDelay) reset() { r.failures = 0 }
+
+// outageLog logs a run of failures as an operator wants to read it: the
+// first at info, then a summary every so often (the rest at debug), then
+// the recovery at info. It belongs to connectLoop's goroutine.
+type outageLog struct {
+	log   *zap.Logger
+	every time.Duration
+
+	start, lastSummary time.Time // zero while connected
+	attempts           int       // failed attempts in this outage
+}
+
+func (o *outageLog) failed(err error, failures int, wait time.Duration) {
+	now := time.Now()
+	if o.start.IsZero() {
+		o.start, o.lastSummary, o.attempts = now, now, 1
+		o.log.Info("disconnected", zap.Error(err), zap.Int("failures", failures), zap.Duration("retry_in", wait))
+		return
+	}
+	o.attempts++
+	if now.Sub(o.lastSummary) < o.every {
+		o.log.Debug("reconnect failed", zap.Error(err), zap.Int("failures", failures), zap.Duration("retry_in", wait))
+		return
+	}
+	o.lastSummary = now
+	o.log.Warn("still disconnected", zap.Error(err), zap.Int("failures", failures),
+		zap.Int("attempts", o.attempts), zap.Duration("since", now.Sub(o.start).Round(time.Millisecond)),
+		zap.Duration("retry_in", wait))
+}
+
+func (o *outageLog) connected(url string) {
+	if o.start.IsZero() {
+		o.log.Info("connected", zap.String("url", url))
+		return
+	}
+	o.log.Info("connected", zap.String("url", url), zap.Int("failed_attempts", o.attempts),
+		zap.Duration("down_for", time.Since(o.start).Round(time.Millisecond)))
+	o.start, o.attempts = time.Time{}, 0
+}
+
+// connection is the state kept across reconnects of one Run. It belongs to
+// connectLoop's goroutine.
 type connection struct {
 	stream      *Stream
 	client      *http.Client
-	slot        *latest[Snapshot]
+	put         func(Snapshot) // never blocks
+	outage      *outageLog
 	lastEventID string
 }
 
 // run makes one connection and reads it until it fails. delivered reports
 // whether at least one valid snapshot arrived.
 func (c *connection) run(ctx context.Context) (delivered bool, err error) {
-	s := c.stream
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	req, err := s.newRequest(ctx, "/sse/", "text/event-stream")
+	resp, err := c.connect(ctx, cancel)
 	if err != nil {
 		return false, err
+	}
+	defer resp.Body.Close()
+	c.outage.connected(redactURL(resp.Request.URL))
+	c.stream.notify(StreamEvent{Connected: true})
+
+	idle := c.stream.Source.IdleTimeout.Duration
+	body := newIdleReader(resp.Body, idle, func() {
+		cancel(fmt.Errorf("no bytes for %s (source.idle_timeout)", idle))
+	})
+	defer body.stop()
+
+	delivered, err = c.read(body)
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		return delivered, cause
+	}
+	return delivered, err
+}
+
+// connect sends the stream request and checks the answer. Dialling, TLS,
+// redirects and the response headers together get idle_timeout, so a
+// server that accepts and then freezes is noticed.
+func (c *connection) connect(ctx context.Context, cancel context.CancelCauseFunc) (*http.Response, error) {
+	s := c.stream
+	req, err := s.newRequest(ctx, "/sse/", "text/event-stream")
+	if err != nil {
+		return nil, err
 	}
 	if c.lastEventID != "" {
 		req.Header.Set("Last-Event-ID", c.lastEventID)
 	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			return false, cause
-		}
-		return false, fmt.Errorf("connect: %w", err)
-	}
-	defer resp.Body.Close()
-	if err := checkResponse(resp, "text/event-stream"); err != nil {
-		return false, err
-	}
-
-	log := s.log()
-	log.Info("connected", zap.String("url", redactURL(req.URL)))
-	s.notify(StreamEvent{Connected: true})
 
 	idle := s.Source.IdleTimeout.Duration
-	body := newIdleReader(resp.Body, idle, func() {
-		cancel(fmt.Errorf("no bytes for %s (idle_timeout)", idle))
+	timer := time.AfterFunc(idle, func() {
+		cancel(fmt.Errorf("no response headers within %s (source.idle_timeout)", idle))
 	})
-	defer body.stop()
-
-	for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: int(s.Source.MaxEventBytes)}) {
-		if err != nil {
-			return delivered, c.readError(ctx, err)
+	resp, err := c.client.Do(req)
+	timer.Stop()
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return nil, cause
 		}
-		c.lastEventID = ev.LastEventID
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := checkResponse(resp, "text/event-stream"); err != nil {
+		resp.Body.Close()
+		if errors.Is(err, errAuth) && s.Source.TokenFile == "" {
+			err = fmt.Errorf("%w (no source.token_file is set)", err)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// read hands each message event of r to accept until r fails or ends.
+func (c *connection) read(r io.Reader) (delivered bool, err error) {
+	limit := int(c.stream.Source.MaxEventBytes)
+	for ev, err := range messages(r, limit, &c.lastEventID) {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return delivered, fmt.Errorf("event larger than source.max_event_bytes (%d bytes): refused", limit)
+		}
+		if err != nil {
+			return delivered, fmt.Errorf("read stream: %w", err)
+		}
 		if ev.Type != "" && ev.Type != "message" {
-			log.Debug("event of another type ignored", zap.String("type", ev.Type))
+			c.stream.log().Debug("event of another type ignored", zap.String("type", ev.Type))
 			continue
 		}
-		if ok := c.accept([]byte(ev.Data)); ok {
+		if c.accept(ev.Data) {
 			delivered = true
 		}
-	}
-	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-		return delivered, cause
 	}
 	return delivered, errors.New("stream ended by the server")
 }
 
-// accept decodes one event's data and offers it to the slot.
-func (c *connection) accept(data []byte) bool {
+// messages parses r by the WHATWG event-stream rules, through go-sse's
+// Read, and yields each event that is dispatched, of any type. *lastID
+// follows the last event ID buffer as events are dispatched, so that it
+// can be sent back as Last-Event-ID. Reading stops at the first error.
+//
+// Read dispatches an event that set only id: or event:, with empty data;
+// WHATWG does not dispatch an event whose data buffer is empty. messages
+// skips every event with empty data instead. That also skips "data:" alone,
+// which WHATWG dispatches with empty data; for this stream both carry no
+// payload, so nothing is lost.
+func messages(r io.Reader, maxBytes int, lastID *string) iter.Seq2[sse.Event, error] {
+	return func(yield func(sse.Event, error) bool) {
+		for ev, err := range sse.Read(r, &sse.ReadConfig{MaxEventSize: maxBytes}) {
+			if err != nil {
+				yield(ev, err)
+				return
+			}
+			*lastID = ev.LastEventID
+			if ev.Data == "" {
+				continue
+			}
+			if !yield(ev, nil) {
+				return
+			}
+		}
+	}
+}
+
+// accept decodes one event's data and hands it on; it reports whether the
+// data was a valid snapshot. Rejections are logged with their reason,
+// never with a value.
+func (c *connection) accept(data string) bool {
 	s := c.stream
 	log := s.log()
-	snap, err := DecodeEvent(data)
-	if err == nil && len(snap.Settings) == 0 && !s.Source.AllowEmpty {
-		err = errors.New("settings map is empty; set source.allow_empty = true to accept it")
+	snap, dups, err := decodeEvent([]byte(data))
+	if err == nil {
+		err = s.checkEmpty(snap)
 	}
 	if err != nil {
 		log.Warn("event rejected", zap.Error(err), zap.Int("size", len(data)))
 		s.notify(StreamEvent{Connected: true, Rejected: rejectReason(err)})
 		return false
 	}
+	if len(dups) > 0 {
+		log.Debug("repeated keys in event, the last one wins", zap.Strings("keys", dups))
+	}
 	log.Debug("event received", zap.Int("size", len(data)), zap.String("hash", snap.ShortHash()),
 		zap.Int("keys", len(snap.Settings)))
-	c.slot.put(snap)
+	c.put(snap)
 	return true
 }
 
-// readError names why reading the stream stopped.
-func (c *connection) readError(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-		return cause
+// ErrEmptySettings is the reason an empty settings map is refused: a
+// server that lost its state must not wipe every rendered file.
+var ErrEmptySettings = errors.New("settings map is empty; refused (set source.allow_empty = true to accept it)")
+
+// checkEmpty refuses an empty settings map unless allow_empty is set.
+func (s *Stream) checkEmpty(snap Snapshot) error {
+	if len(snap.Settings) == 0 && !s.Source.AllowEmpty {
+		return ErrEmptySettings
 	}
-	if errors.Is(err, bufio.ErrTooLong) {
-		return fmt.Errorf("event larger than source.max_event_bytes (%d bytes): refused", c.stream.Source.MaxEventBytes)
-	}
-	return fmt.Errorf("read stream: %w", err)
+	return nil
 }
 
+// rejectReason names err's kind for StreamEvent.Rejected.
 func rejectReason(err error) string {
 	msg := err.Error()
 	switch {
+	case errors.Is(err, ErrEmptySettings):
+		return "empty"
+	case strings.Contains(msg, "UTF-8"):
+		return "invalid_utf8"
 	case strings.Contains(msg, "invalid JSON"):
 		return "invalid_json"
 	case strings.Contains(msg, "no \"settings\""):
 		return "no_settings"
-	case strings.Contains(msg, "empty"):
-		return "empty"
 	default:
 		return "wrong_type"
 	}
@@ -313,18 +460,22 @@ func (s *Stream) newRequest(ctx context.Context, prefix, accept string) (*http.R
 	return req, nil
 }
 
+// errAuth marks a 401 or 403 answer.
+var errAuth = errors.New("authentication failed")
+
 // checkResponse accepts a 2xx other than 204 with the wanted content type.
+// Otherwise the error names the status and quotes a short body excerpt.
 func checkResponse(resp *http.Response, wantType string) error {
 	code := resp.StatusCode
 	if code == http.StatusUnauthorized || code == http.StatusForbidden {
-		return fmt.Errorf("authentication failed: HTTP %d: %s", code, excerpt(resp.Body))
+		return fmt.Errorf("%w: HTTP %d: %s", errAuth, code, excerpt(resp.Body))
 	}
 	if code < 200 || code > 299 || code == http.StatusNoContent {
 		return fmt.Errorf("HTTP %d: %s", code, excerpt(resp.Body))
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != wantType {
-		return fmt.Errorf("content type %q, want %s: %s", resp.Header.Get("Content-Type"), wantType, excerpt(resp.Body))
+		return fmt.Errorf("HTTP %d with content type %q, want %s: %s", code, resp.Header.Get("Content-Type"), wantType, excerpt(resp.Body))
 	}
 	return nil
 }

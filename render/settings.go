@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Float is a JSON number with a fraction or an exponent. It compares like a
@@ -48,19 +49,52 @@ func ParseSettings(data []byte) (map[string]any, error) {
 }
 
 // DecodeJSON decodes one JSON value, normalising its numbers as
-// ParseSettings does. Data after the value is an error. Errors give a byte
-// offset and never quote the input.
+// ParseSettings does. Data after the value and invalid UTF-8 are errors.
+// Errors give a byte offset and never quote the input. A key repeated in
+// one object keeps its last value; DecodeJSONDuplicates also names it.
 func DecodeJSON(data []byte) (any, error) {
+	v, _, err := DecodeJSONDuplicates(data)
+	return v, err
+}
+
+// DecodeJSONDuplicates is DecodeJSON that also lists the keys that occur
+// more than once in one object, as paths such as "settings.db.port". The
+// last occurrence wins, as with encoding/json. Finding that there are
+// none costs one pass over the bytes without allocating.
+func DecodeJSONDuplicates(data []byte) (v any, dups []string, err error) {
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a
+	// replacement character must not reach a config file.
+	if !utf8.Valid(data) {
+		return nil, nil, fmt.Errorf("invalid UTF-8 at offset %d", firstInvalidUTF8(data))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, describeJSONError(err, dec.InputOffset())
+		return nil, nil, describeJSONError(err, dec.InputOffset())
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("invalid JSON: data after the value at offset %d", dec.InputOffset())
+		return nil, nil, fmt.Errorf("invalid JSON: data after the value at offset %d", dec.InputOffset())
 	}
-	return Normalize(v), nil
+	keys := 0
+	v = normalize(v, &keys)
+
+	// In valid JSON every colon outside a string follows a key, so fewer
+	// keys in the decoded maps than colons means a key was repeated.
+	if keys != countColons(data) {
+		dups = duplicateKeys(data)
+	}
+	return v, dups, nil
+}
+
+func firstInvalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(data)
 }
 
 // describeJSONError rewrites a decoding error so that it never quotes input:
@@ -80,17 +114,24 @@ func describeJSONError(err error, offset int64) error {
 // UseNumber, into int64, uint64 or Float; see ParseSettings. Maps and
 // slices are converted in place.
 func Normalize(v any) any {
+	var keys int
+	return normalize(v, &keys)
+}
+
+// normalize is Normalize that also adds the number of map keys to *keys.
+func normalize(v any, keys *int) any {
 	switch x := v.(type) {
 	case json.Number:
 		return normalizeNumber(x)
 	case map[string]any:
+		*keys += len(x)
 		for k, e := range x {
-			x[k] = Normalize(e)
+			x[k] = normalize(e, keys)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = Normalize(e)
+			x[i] = normalize(e, keys)
 		}
 		return x
 	default:
@@ -132,4 +173,109 @@ func KindOf(v any) string {
 	default:
 		return "number"
 	}
+}
+
+// countColons counts the colons outside strings in data, which is valid
+// JSON: one per object key.
+func countColons(data []byte) int {
+	n := 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case !inString && c == ':':
+			n++
+		}
+	}
+	return n
+}
+
+// jsonFrame is one open object or array while duplicateKeys walks a document.
+type jsonFrame struct {
+	path    string
+	object  bool
+	seen    map[string]bool // keys of an object so far
+	index   int             // next element of an array
+	wantKey bool            // an object's next string token is a key
+	key     string          // the key whose value comes next
+}
+
+// duplicateKeys lists, as paths, the keys repeated within one object of
+// data, which is valid JSON. It is the slow path, taken only when
+// countColons says there is something to find.
+func duplicateKeys(data []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var stack []*jsonFrame
+	var dups []string
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return dups
+		}
+		var top *jsonFrame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.wantKey {
+			if key, ok := tok.(string); ok {
+				if top.seen[key] {
+					dups = append(dups, joinPath(top.path, key))
+				}
+				top.seen[key], top.key, top.wantKey = true, key, false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 {
+				stack[len(stack)-1].valueDone()
+			}
+			continue
+		}
+		path := ""
+		if top != nil {
+			path = top.childPath()
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &jsonFrame{path: path, object: true, seen: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &jsonFrame{path: path})
+		default:
+			if top != nil {
+				top.valueDone()
+			}
+		}
+	}
+}
+
+// childPath names the value that comes next inside f.
+func (f *jsonFrame) childPath() string {
+	if f.object {
+		return joinPath(f.path, f.key)
+	}
+	return f.path + "[" + strconv.Itoa(f.index) + "]"
+}
+
+// valueDone moves f past one complete value.
+func (f *jsonFrame) valueDone() {
+	if f.object {
+		f.wantKey = true
+	} else {
+		f.index++
+	}
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
