@@ -45,14 +45,17 @@ func (s *Stream) fetch(ctx context.Context, client *http.Client, origin string) 
 }
 
 func (s *Stream) fetchSettings(ctx context.Context, client *http.Client, origin string) (Snapshot, []string, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	req, err := s.newRequest(ctx, "/config/", "application/json")
 	if err != nil {
 		return Snapshot{}, nil, err
 	}
 	where := redactURL(req.URL)
-	resp, err := client.Do(req)
+	idle := s.Source.IdleTimeout.Duration
+	resp, err := doWithin(client, req, cancel, idle)
 	if err != nil {
-		return Snapshot{}, nil, fmt.Errorf("fetch settings: %w", err)
+		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
@@ -63,7 +66,14 @@ func (s *Stream) fetchSettings(ctx context.Context, client *http.Client, origin 
 	}
 
 	limit := int(s.Source.MaxEventBytes)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	body := newIdleReader(resp.Body, idle, func() {
+		cancel(fmt.Errorf("no bytes for %s (source.idle_timeout)", idle))
+	})
+	defer body.stop()
+	data, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
+	if cause := context.Cause(ctx); err != nil && cause != nil {
+		err = cause
+	}
 	if err != nil {
 		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
 	}

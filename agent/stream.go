@@ -301,7 +301,7 @@ func (c *connection) run(ctx context.Context) (delivered bool, err error) {
 
 // connect sends the stream request and checks the answer. Dialling, TLS,
 // redirects and the response headers together get idle_timeout, so a
-// server that accepts and then freezes is noticed.
+// server that accepts and then freezes is noticed. cancel ends ctx.
 func (c *connection) connect(ctx context.Context, cancel context.CancelCauseFunc) (*http.Response, error) {
 	s := c.stream
 	req, err := s.newRequest(ctx, "/sse/", "text/event-stream")
@@ -312,17 +312,9 @@ func (c *connection) connect(ctx context.Context, cancel context.CancelCauseFunc
 		req.Header.Set("Last-Event-ID", c.lastEventID)
 	}
 
-	idle := s.Source.IdleTimeout.Duration
-	timer := time.AfterFunc(idle, func() {
-		cancel(fmt.Errorf("no response headers within %s (source.idle_timeout)", idle))
-	})
-	resp, err := c.client.Do(req)
-	timer.Stop()
+	resp, err := doWithin(c.client, req, cancel, s.Source.IdleTimeout.Duration)
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			return nil, cause
-		}
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, err
 	}
 	if err := checkResponse(resp, "text/event-stream"); err != nil {
 		resp.Body.Close()
@@ -334,10 +326,28 @@ func (c *connection) connect(ctx context.Context, cancel context.CancelCauseFunc
 	return resp, nil
 }
 
+// doWithin sends req, whose context cancel ends, and gives the response
+// headers (dialling, TLS and redirects included) at most d to arrive.
+func doWithin(client *http.Client, req *http.Request, cancel context.CancelCauseFunc, d time.Duration) (*http.Response, error) {
+	timer := time.AfterFunc(d, func() {
+		cancel(fmt.Errorf("no response headers within %s (source.idle_timeout)", d))
+	})
+	resp, err := client.Do(req)
+	timer.Stop()
+	if err != nil {
+		ctx := req.Context()
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return nil, cause
+		}
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return resp, nil
+}
+
 // read hands each message event of r to accept until r fails or ends.
 func (c *connection) read(r io.Reader) (delivered bool, err error) {
 	limit := int(c.stream.Source.MaxEventBytes)
-	for ev, err := range messages(r, limit, &c.lastEventID) {
+	for ev, err := range messages(resumeFrom(r, c.lastEventID), limit, &c.lastEventID) {
 		if errors.Is(err, bufio.ErrTooLong) {
 			return delivered, fmt.Errorf("event larger than source.max_event_bytes (%d bytes): refused", limit)
 		}
@@ -381,6 +391,23 @@ func messages(r io.Reader, maxBytes int, lastID *string) iter.Seq2[sse.Event, er
 			}
 		}
 	}
+}
+
+// resumeFrom returns r with the last event ID of the previous connection
+// set, as WHATWG keeps the last event ID buffer across reconnects. go-sse's
+// Read starts every stream with an empty one, so an event without id: would
+// report "" and the ID to send back would be lost. An id-only event in
+// front sets it; a leading BOM of r is dropped first, since Read strips one
+// only at the very start of its input.
+func resumeFrom(r io.Reader, lastID string) io.Reader {
+	if lastID == "" {
+		return r
+	}
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); string(bom) == "\xEF\xBB\xBF" {
+		br.Discard(3)
+	}
+	return io.MultiReader(strings.NewReader("id: "+lastID+"\n\n"), br)
 }
 
 // accept decodes one event's data and hands it on; it reports whether the
@@ -527,11 +554,10 @@ func (s *Stream) httpClient() (*http.Client, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = tlsConf
-	transport.ResponseHeaderTimeout = s.Source.IdleTimeout.Duration
 	return &http.Client{
 		Transport: transport,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
+			if len(via) > 5 {
 				return fmt.Errorf("stopped after 5 redirects")
 			}
 			return nil

@@ -1,0 +1,707 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sseconfd/sseconfd/configserver"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: every
+// Run must have stopped everything it started.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// streamRun is a Stream.Run started in the background by startStream.
+type streamRun struct {
+	mu     sync.Mutex
+	snaps  []Snapshot
+	events []StreamEvent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startStream runs s until the test ends, recording snapshots and events;
+// handler, if not nil, is called after recording. Cleanup requires Run to
+// return within 5 s of cancel.
+func startStream(t testing.TB, s *Stream, handler func(Snapshot)) *streamRun {
+	t.Helper()
+	r := &streamRun{done: make(chan error, 1)}
+	s.Events = func(ev StreamEvent) {
+		r.mu.Lock()
+		r.events = append(r.events, ev)
+		r.mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		r.done <- s.Run(ctx, func(snap Snapshot) {
+			r.mu.Lock()
+			r.snaps = append(r.snaps, snap)
+			r.mu.Unlock()
+			if handler != nil {
+				handler(snap)
+			}
+		})
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels Run and returns its error; it fails the test if Run hangs.
+func (r *streamRun) stop(t testing.TB) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // a second stop sees the same error
+		return err
+	case <-time.After(5 * time.Second):
+		t.Errorf("Stream.Run did not return within 5s of cancel")
+		return nil
+	}
+}
+
+func (r *streamRun) snapshots() []Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Snapshot(nil), r.snaps...)
+}
+
+func (r *streamRun) streamEvents() []StreamEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]StreamEvent(nil), r.events...)
+}
+
+// failures returns the events that ended a connection attempt.
+func (r *streamRun) failures() []StreamEvent {
+	var out []StreamEvent
+	for _, ev := range r.streamEvents() {
+		if !ev.Connected {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// hasSnapshots is a cond for eventually: at least n snapshots arrived.
+func (r *streamRun) hasSnapshots(n int) func() string {
+	return func() string {
+		if got := len(r.snapshots()); got < n {
+			return fmt.Sprintf("%d snapshots handled, want %d", got, n)
+		}
+		return ""
+	}
+}
+
+// hasFailures is a cond for eventually: at least n attempts failed.
+func (r *streamRun) hasFailures(n int) func() string {
+	return func() string {
+		if got := len(r.failures()); got < n {
+			return fmt.Sprintf("%d failed attempts, want %d", got, n)
+		}
+		return ""
+	}
+}
+
+// fastStream is a Stream for url with short delays, resync off and its
+// logs observed.
+func fastStream(url string) (*Stream, *observer.ObservedLogs) {
+	log, logs := observedLogger()
+	jitter := true
+	return &Stream{
+		Source:  SourceConfig{URL: url, Env: "dev", IdleTimeout: Duration{5 * time.Second}},
+		Backoff: BackoffConfig{Min: Duration{10 * time.Millisecond}, Max: Duration{50 * time.Millisecond}, Factor: 2, Jitter: &jitter},
+		Log:     log,
+	}, logs
+}
+
+// sseServer runs handler for every request, numbered from 1, on a loopback
+// server; a handler that holds the stream open should return on done().
+func sseServer(t testing.TB, handler func(w http.ResponseWriter, r *http.Request, n int)) (url string) {
+	t.Helper()
+	var count atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handler(w, r, int(count.Add(1)))
+	}))
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return srv.URL
+}
+
+// writeStream starts an event stream and writes raw to it.
+func writeStream(w http.ResponseWriter, raw string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	io.WriteString(w, raw)
+	w.(http.Flusher).Flush()
+}
+
+// holdOpen blocks until the client goes or the test ends.
+func holdOpen(t testing.TB, r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-t.Context().Done():
+	}
+}
+
+func event(settings string) string { return "data: {\"settings\":" + settings + "}\n\n" }
+
+// logText is every entry's message, error and fields, for searching.
+func logText(logs *observer.ObservedLogs) string {
+	var b strings.Builder
+	for _, e := range logs.All() {
+		fmt.Fprintf(&b, "%s %s %v\n", e.Level, e.Message, e.ContextMap())
+	}
+	return b.String()
+}
+
+// logged returns the entries with message msg.
+func logged(logs *observer.ObservedLogs, msg string) []observer.LoggedEntry {
+	return logs.FilterMessage(msg).All()
+}
+
+func TestMessages(t *testing.T) {
+	type ev struct{ id, typ, data string }
+	cases := []struct {
+		name   string
+		raw    string
+		want   []ev
+		lastID string
+	}{
+		{"LF", "data: a\n\ndata: b\n\n", []ev{{"", "", "a"}, {"", "", "b"}}, ""},
+		{"CR only", "data: a\r\rdata: b\r\r", []ev{{"", "", "a"}, {"", "", "b"}}, ""},
+		{"CRLF", "data: a\r\n\r\ndata: b\r\n\r\n", []ev{{"", "", "a"}, {"", "", "b"}}, ""},
+		{"mixed line ends", "data: a\rdata: b\n\r\ndata: c\r\n\n", []ev{{"", "", "a\nb"}, {"", "", "c"}}, ""},
+		{"leading BOM", "\xEF\xBB\xBFdata: a\n\n", []ev{{"", "", "a"}}, ""},
+		{"only one BOM is stripped", "\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n", []ev{{"", "", "b"}}, ""},
+		{"multi-line data", "data: {\"settings\":\ndata: {}}\n\n", []ev{{"", "", "{\"settings\":\n{}}"}}, ""},
+		{"one space after the colon is dropped", "data:  a\ndata:b\n\n", []ev{{"", "", " a\nb"}}, ""},
+		{"comments", ": hi\ndata: a\n:\n\n: keep-alive\n\n", []ev{{"", "", "a"}}, ""},
+		{"data without colon adds an empty line", "data: a\ndata\ndata: b\n\n", []ev{{"", "", "a\n\nb"}}, ""},
+		{"data alone carries nothing", "data\n\ndata:\n\n", nil, ""},
+		{"unknown fields", "foo: bar\ndata: a\nbaz\nDATA: x\n\n", []ev{{"", "", "a"}}, ""},
+		{"id", "id: 7\ndata: a\n\ndata: b\n\n", []ev{{"7", "", "a"}, {"7", "", "b"}}, "7"},
+		{"id with NUL ignored", "id: 1\n\nid: 2\x003\ndata: a\n\n", []ev{{"1", "", "a"}}, "1"},
+		{"empty id resets", "id: 1\ndata: a\n\nid\ndata: b\n\n", []ev{{"1", "", "a"}, {"", "", "b"}}, ""},
+		{"id-only event is not dispatched but kept", "id: 9\n\n", nil, "9"},
+		{"retry parsed without error", "retry: 1000\ndata: a\n\nretry: x\n\n", []ev{{"", "", "a"}}, ""},
+		{"event types", "event: ping\ndata: p\n\nevent: message\ndata: m\n\ndata: d\n\n",
+			[]ev{{"", "ping", "p"}, {"", "message", "m"}, {"", "", "d"}}, ""},
+		{"type-only event is not dispatched", "event: x\n\ndata: a\n\n", []ev{{"", "", "a"}}, ""},
+		{"unfinished last event discarded", "data: a\n\ndata: b\n", []ev{{"", "", "a"}}, ""},
+		{"unfinished last line discarded", "data: a\n\ndata: b", []ev{{"", "", "a"}}, ""},
+		{"unfinished id not used", "data: a\n\nid: 5\ndata: b\n", []ev{{"", "", "a"}}, ""},
+		{"blank lines before the first event", "\n\r\n\rdata: a\n\n", []ev{{"", "", "a"}}, ""},
+		{"colon in value", "data:a:b\n\n", []ev{{"", "", "a:b"}}, ""},
+	}
+	readers := map[string]func(string) io.Reader{
+		"one write":          func(s string) io.Reader { return strings.NewReader(s) },
+		"one byte at a time": func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
+	}
+	for _, tc := range cases {
+		for rname, reader := range readers {
+			t.Run(tc.name+"/"+rname, func(t *testing.T) {
+				var got []ev
+				lastID := ""
+				for e, err := range messages(reader(tc.raw), 1<<20, &lastID) {
+					if err != nil {
+						t.Fatalf("messages(%q): %v", tc.raw, err)
+					}
+					got = append(got, ev{e.LastEventID, e.Type, e.Data})
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Errorf("messages(%q) = %q, want %q", tc.raw, got, tc.want)
+				}
+				if lastID != tc.lastID {
+					t.Errorf("messages(%q): last event ID %q, want %q", tc.raw, lastID, tc.lastID)
+				}
+			})
+		}
+	}
+}
+
+func TestStreamAppliesOnlyMessageEvents(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, "event: other\n"+event(`{"k":"other"}`)+"event: message\n"+event(`{"k":"named"}`)+event(`{"k":"plain"}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+	eventually(t, 5*time.Second, func() string {
+		snaps := run.snapshots()
+		if v := snaps[len(snaps)-1].Settings["k"]; v != "plain" {
+			return fmt.Sprintf("last snapshot k = %v, want plain", v)
+		}
+		return ""
+	})
+	for _, snap := range run.snapshots() {
+		if snap.Settings["k"] == "other" {
+			t.Errorf("an event of type other was applied")
+		}
+	}
+}
+
+func TestStreamSendsLastEventIDOnReconnect(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		mu.Lock()
+		ids = append(ids, r.Header.Get("Last-Event-ID"))
+		mu.Unlock()
+		switch n {
+		case 1:
+			writeStream(w, "id: 41\n"+event(`{"a":1}`)+"id: 42\n"+event(`{"a":2}`))
+		case 2:
+			writeStream(w, "id: bad\x00id\n"+event(`{"a":3}`)) // ignored id keeps 42
+		default:
+			writeStream(w, event(`{"a":4}`))
+			holdOpen(t, r)
+		}
+	})
+	s, _ := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ids) < 3 {
+			return fmt.Sprintf("%d requests, want 3", len(ids))
+		}
+		return ""
+	})
+	run.stop(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "42", "42"}; fmt.Sprint(ids[:3]) != fmt.Sprint(want) {
+		t.Errorf("Last-Event-ID headers = %q, want %q", ids[:3], want)
+	}
+}
+
+func TestStreamRejectsBadPayloads(t *testing.T) {
+	const secret = "hunter2SECRET"
+	cases := []struct {
+		name, data, reason, logHas string
+	}{
+		{"invalid JSON", `{"settings": {"password": "` + secret + `"`, "invalid_json", "offset"},
+		{"garbage", "\x00\x01" + secret + "\xfe", "invalid_utf8", "UTF-8"},
+		{"invalid UTF-8", `{"settings": {"password": "` + secret + "\xff\"}}", "invalid_utf8", "offset"},
+		{"no settings", `{"setings": {"password": "` + secret + `"}}`, "no_settings", `"setings"`},
+		{"settings not an object", `{"settings": "` + secret + `"}`, "wrong_type", "string"},
+		{"settings an array", `{"settings": ["` + secret + `"]}`, "wrong_type", "array"},
+		{"not an object", `"` + secret + `"`, "wrong_type", "string"},
+		{"data after the value", `{"settings": {}} "` + secret + `"`, "invalid_json", "data after"},
+		{"empty settings", `{"settings": {}}`, "empty", "allow_empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				writeStream(w, event(`{"v":"first"}`)+"data: "+tc.data+"\n\n")
+				holdOpen(t, r)
+			})
+			s, logs := fastStream(url)
+			run := startStream(t, s, nil)
+			eventually(t, 5*time.Second, func() string {
+				if len(logged(logs, "event rejected")) == 0 || len(run.snapshots()) < 1 {
+					return fmt.Sprintf("%d rejections logged, %d snapshots; want 1 and 1", len(logged(logs, "event rejected")), len(run.snapshots()))
+				}
+				return ""
+			})
+			run.stop(t)
+			// The last good settings stay: nothing else reached the handler.
+			if got := run.snapshots(); len(got) != 1 || got[0].Settings["v"] != "first" {
+				t.Errorf("handled %d snapshots, want the first only", len(got))
+			}
+			text := logText(logs)
+			if strings.Contains(text, secret) {
+				t.Errorf("a setting value reached the log:\n%s", text)
+			}
+			rej := logged(logs, "event rejected")[0]
+			if rej.Level != zapcore.WarnLevel || !strings.Contains(fmt.Sprint(rej.ContextMap()["error"]), tc.logHas) {
+				t.Errorf("rejection logged as %s %v, want warn naming %q", rej.Level, rej.ContextMap(), tc.logHas)
+			}
+			reasons := ""
+			for _, ev := range run.streamEvents() {
+				reasons += ev.Rejected
+			}
+			if reasons != tc.reason {
+				t.Errorf("rejection reasons %q, want %q", reasons, tc.reason)
+			}
+		})
+	}
+}
+
+func TestStreamAllowEmpty(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, event(`{}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	s.Source.AllowEmpty = true
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+	if got := run.snapshots()[0].Settings; len(got) != 0 {
+		t.Errorf("second snapshot has %d keys, want the empty map", len(got))
+	}
+}
+
+func TestStreamRepeatedKeysLastWins(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, event(`{"port":1,"db":{"host":"a","host":"b"},"port":2}`))
+		holdOpen(t, r)
+	})
+	s, logs := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+	snap := run.snapshots()[0]
+	if snap.Settings["port"] != int64(2) || snap.Settings["db"].(map[string]any)["host"] != "b" {
+		t.Errorf("settings = %v, want the last value of each repeated key", snap.Settings)
+	}
+	dup := logged(logs, "repeated keys in event, the last one wins")
+	if len(dup) != 1 || dup[0].Level != zapcore.DebugLevel {
+		t.Fatalf("repeated keys logged %d times, want once at debug:\n%s", len(dup), logText(logs))
+	}
+	if got := fmt.Sprint(dup[0].ContextMap()["keys"]); got != "[settings.db.host settings.port]" {
+		t.Errorf("repeated keys logged as %s, want [settings.db.host settings.port]", got)
+	}
+}
+
+func TestStreamHTTPErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		serve func(w http.ResponseWriter)
+		want  string
+	}{
+		{"500", func(w http.ResponseWriter) { http.Error(w, "boom  in\nthe backend", 500) }, `HTTP 500: "boom in the backend"`},
+		{"404", func(w http.ResponseWriter) { http.Error(w, "no such env", 404) }, `HTTP 404: "no such env"`},
+		{"204", func(w http.ResponseWriter) { w.WriteHeader(204) }, "HTTP 204: (empty body)"},
+		{"wrong content type", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, "<html>login</html>")
+		}, `HTTP 200 with content type "text/html", want text/event-stream: "<html>login</html>"`},
+		{"401", func(w http.ResponseWriter) { http.Error(w, "who are you", 401) }, `authentication failed: HTTP 401: "who are you" (no source.token_file is set)`},
+		{"403", func(w http.ResponseWriter) { http.Error(w, "go away", 403) }, `authentication failed: HTTP 403: "go away"`},
+		{"long body cut", func(w http.ResponseWriter) { http.Error(w, strings.Repeat("x", 5000), 502) }, `HTTP 502: "` + strings.Repeat("x", 200) + `"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) { tc.serve(w) })
+			s, logs := fastStream(url)
+			run := startStream(t, s, nil)
+			eventually(t, 5*time.Second, run.hasFailures(3))
+			run.stop(t)
+			for _, ev := range run.failures() {
+				if ev.Err == nil || !strings.Contains(ev.Err.Error(), tc.want) {
+					t.Fatalf("attempt failed with %v, want it to contain %s", ev.Err, tc.want)
+				}
+			}
+			if n := len(run.snapshots()); n != 0 {
+				t.Errorf("%d snapshots handled, want none", n)
+			}
+			first := logged(logs, "disconnected")
+			if len(first) != 1 || first[0].Level != zapcore.InfoLevel {
+				t.Errorf("first failure logged %d times, want once at info:\n%s", len(first), logText(logs))
+			}
+		})
+	}
+}
+
+func TestStreamFollowsRedirects(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.URL.Path == "/sse/dev" {
+			http.Redirect(w, r, "/moved/sse/dev", http.StatusFound)
+			return
+		}
+		writeStream(w, event(`{"a":1}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+}
+
+func TestStreamRedirectLoop(t *testing.T) {
+	var requests atomic.Int64
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		requests.Add(1)
+		http.Redirect(w, r, r.URL.Path, http.StatusFound)
+	})
+	s, _ := fastStream(url)
+	s.Backoff.MaxRetries = 2
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasFailures(2))
+	err := run.stop(t)
+	if !errors.Is(err, ErrGaveUp) || !strings.Contains(err.Error(), "stopped after 5 redirects") {
+		t.Errorf("Run = %v, want ErrGaveUp naming the redirect limit", err)
+	}
+	if n := requests.Load(); n != 12 {
+		t.Errorf("%d requests for 2 attempts, want 12 (1 + 5 redirects each)", n)
+	}
+}
+
+func TestStreamOutageLogsASummary(t *testing.T) {
+	// A port that refuses connections until the server comes back on it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	s, logs := fastStream("http://" + addr)
+	s.summaryEvery = 150 * time.Millisecond
+	run := startStream(t, s, nil)
+	eventually(t, 10*time.Second, func() string {
+		if n := len(logged(logs, "still disconnected")); n < 2 {
+			return fmt.Sprintf("%d summaries logged, want 2", n)
+		}
+		return ""
+	})
+
+	cs := configserver.New()
+	post(t, cs, "dev", map[string]any{"a": 1})
+	startServerOn(t, addr, cs)
+	eventually(t, 10*time.Second, run.hasSnapshots(1))
+
+	first := logged(logs, "disconnected")
+	if len(first) != 1 || first[0].Level != zapcore.InfoLevel {
+		t.Errorf("outage start logged %d times, want once at info", len(first))
+	}
+	for _, e := range logged(logs, "still disconnected") {
+		m := e.ContextMap()
+		if e.Level != zapcore.WarnLevel || m["failures"] == nil || m["retry_in"] == nil || m["since"] == nil {
+			t.Errorf("summary %s %v, want warn with failures, since and retry_in", e.Level, m)
+		}
+	}
+	failed := len(logged(logs, "reconnect failed"))
+	summaries := len(logged(logs, "still disconnected"))
+	if failed <= summaries {
+		t.Errorf("%d attempts at debug, %d summaries: want fewer summaries than attempts", failed, summaries)
+	}
+	conn := logged(logs, "connected")
+	if len(conn) != 1 || conn[0].ContextMap()["failed_attempts"] == nil || conn[0].ContextMap()["down_for"] == nil {
+		t.Errorf("recovery logged as %v, want one \"connected\" with failed_attempts and down_for", conn)
+	}
+}
+
+// startServerOn serves cs on addr, for a client that already points there.
+func startServerOn(t testing.TB, addr string, cs *configserver.Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: cs}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func TestStreamIdleBeforeHeaders(t *testing.T) {
+	// Accept and then never answer.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int64
+	var conns sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conns.Add(1)
+			go func() { defer conns.Done(); io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+
+	s, _ := fastStream("http://" + ln.Addr().String())
+	s.Source.IdleTimeout.Duration = 200 * time.Millisecond
+	run := startStream(t, s, nil)
+	eventually(t, 10*time.Second, run.hasFailures(2))
+	run.stop(t)
+	for _, ev := range run.failures() {
+		if !strings.Contains(ev.Err.Error(), "no response headers within 200ms") {
+			t.Errorf("attempt failed with %v, want the idle_timeout named", ev.Err)
+		}
+	}
+	if accepted.Load() < 2 {
+		t.Errorf("%d connections, want a reconnect", accepted.Load())
+	}
+}
+
+func TestStreamIdleAfterHeaders(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, event(fmt.Sprintf(`{"n":%d}`, n))) // then silence: no keep-alives
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	s.Source.IdleTimeout.Duration = 200 * time.Millisecond
+	run := startStream(t, s, nil)
+	eventually(t, 10*time.Second, run.hasSnapshots(2))
+	run.stop(t)
+	if err := run.failures()[0].Err; !strings.Contains(err.Error(), "no bytes for 200ms (source.idle_timeout)") {
+		t.Errorf("connection ended with %v, want the idle_timeout named", err)
+	}
+}
+
+func TestStreamKeepAlivesKeepTheConnection(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, event(`{"a":1}`))
+		for i := 0; i < 10; i++ {
+			time.Sleep(50 * time.Millisecond)
+			writeStream(w, ": keep-alive\n\n")
+		}
+		writeStream(w, event(`{"a":2}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	s.Source.IdleTimeout.Duration = 200 * time.Millisecond
+	run := startStream(t, s, nil)
+	eventually(t, 10*time.Second, run.hasSnapshots(2))
+	if f := run.failures(); len(f) > 0 {
+		t.Errorf("connection dropped despite keep-alives: %v", f[0].Err)
+	}
+}
+
+func TestStreamCloseMidEvent(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			writeStream(w, "data: {\"settings\":{\"half\":1}}\n") // no blank line: never dispatched
+			return
+		}
+		writeStream(w, event(`{"whole":1}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+	if got := run.snapshots(); len(got) != 1 || got[0].Settings["whole"] == nil {
+		t.Errorf("handled %v, want only the complete event", got)
+	}
+	if err := run.failures()[0].Err; err == nil || !strings.Contains(err.Error(), "stream ended by the server") {
+		t.Errorf("first connection ended with %v, want the server's close named", err)
+	}
+}
+
+func TestStreamBackoffResetsOnlyAfterDelivery(t *testing.T) {
+	cases := []struct {
+		name     string
+		raw      string
+		failures []int
+	}{
+		{"event delivered", event(`{"a":1}`), []int{1, 1, 1, 1}},
+		{"connected, nothing delivered", ": hello\n\n", []int{1, 2, 3, 4}},
+		{"only a rejected event", event(`"x"`), []int{1, 2, 3, 4}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) { writeStream(w, tc.raw) })
+			s, _ := fastStream(url)
+			run := startStream(t, s, nil)
+			eventually(t, 5*time.Second, run.hasFailures(4))
+			run.stop(t)
+			var got []int
+			for _, ev := range run.failures()[:4] {
+				got = append(got, ev.Failures)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.failures) {
+				t.Errorf("failures in a row = %v, want %v", got, tc.failures)
+			}
+		})
+	}
+}
+
+func TestStreamMaxRetries(t *testing.T) {
+	var requests atomic.Int64
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		requests.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	})
+	s, _ := fastStream(url)
+	s.Backoff.MaxRetries = 3
+	err := s.Run(t.Context(), func(Snapshot) {})
+	if !errors.Is(err, ErrGaveUp) {
+		t.Fatalf("Run = %v, want ErrGaveUp", err)
+	}
+	want := "gave up reconnecting after 3 failures in a row (backoff.max_retries = 3); last: HTTP 503"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Run = %q, want it to contain %q", err, want)
+	}
+	if n := requests.Load(); n != 3 {
+		t.Errorf("%d requests, want 3", n)
+	}
+}
+
+func TestRetryDelayFirstWindowIsJittered(t *testing.T) {
+	jitter := true
+	cfg := BackoffConfig{Min: Duration{200 * time.Millisecond}, Max: Duration{2 * time.Second}, Factor: 2, Jitter: &jitter}
+	lo, hi := time.Hour, time.Duration(0)
+	for i := 0; i < 1000; i++ {
+		d := newRetryDelay(cfg).next()
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 200*time.Millisecond || hi > 400*time.Millisecond || hi-lo < 150*time.Millisecond {
+		t.Errorf("first delays span [%s, %s], want most of [200ms, 400ms]", lo, hi)
+	}
+
+	r := newRetryDelay(cfg)
+	for i := 0; i < 10; i++ {
+		r.next()
+	}
+	if d := r.next(); d > 2*time.Second {
+		t.Errorf("delay after 11 failures = %s, want at most max (2s)", d)
+	}
+
+	off := false
+	cfg.Jitter = &off
+	r = newRetryDelay(cfg)
+	if got := []time.Duration{r.next(), r.next(), r.next()}; fmt.Sprint(got) != "[200ms 400ms 800ms]" {
+		t.Errorf("delays without jitter = %v, want [200ms 400ms 800ms]", got)
+	}
+}
+
+func TestStreamCancelReturnsPromptly(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, event(`{"a":1}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	s.Source.ResyncInterval.Duration = 20 * time.Millisecond
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+	if err := run.stop(t); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run after cancel = %v, want context.Canceled", err)
+	}
+}
+
+func TestStreamCancelDuringBackoff(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) { http.Error(w, "down", 503) })
+	s, _ := fastStream(url)
+	s.Backoff.Min.Duration, s.Backoff.Max.Duration = time.Hour, time.Hour
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasFailures(1))
+	if err := run.stop(t); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run after cancel = %v, want context.Canceled", err)
+	}
+}
