@@ -2,12 +2,22 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,16 +400,16 @@ func TestStreamHTTPErrors(t *testing.T) {
 		serve func(w http.ResponseWriter)
 		want  string
 	}{
-		{"500", func(w http.ResponseWriter) { http.Error(w, "boom  in\nthe backend", 500) }, `HTTP 500: "boom in the backend"`},
-		{"404", func(w http.ResponseWriter) { http.Error(w, "no such env", 404) }, `HTTP 404: "no such env"`},
-		{"204", func(w http.ResponseWriter) { w.WriteHeader(204) }, "HTTP 204: (empty body)"},
+		{"500", func(w http.ResponseWriter) { http.Error(w, "boom  in\nthe backend", http.StatusInternalServerError) }, `HTTP 500: "boom in the backend"`},
+		{"404", func(w http.ResponseWriter) { http.Error(w, "no such env", http.StatusNotFound) }, `HTTP 404: "no such env"`},
+		{"204", func(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }, "HTTP 204: (empty body)"},
 		{"wrong content type", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "<html>login</html>")
 		}, `HTTP 200 with content type "text/html", want text/event-stream: "<html>login</html>"`},
-		{"401", func(w http.ResponseWriter) { http.Error(w, "who are you", 401) }, `authentication failed: HTTP 401: "who are you" (no source.token_file is set)`},
-		{"403", func(w http.ResponseWriter) { http.Error(w, "go away", 403) }, `authentication failed: HTTP 403: "go away"`},
-		{"long body cut", func(w http.ResponseWriter) { http.Error(w, strings.Repeat("x", 5000), 502) }, `HTTP 502: "` + strings.Repeat("x", 200) + `"`},
+		{"401", func(w http.ResponseWriter) { http.Error(w, "who are you", http.StatusUnauthorized) }, `authentication failed: HTTP 401: "who are you" (no source.token_file is set)`},
+		{"403", func(w http.ResponseWriter) { http.Error(w, "go away", http.StatusForbidden) }, `authentication failed: HTTP 403: "go away"`},
+		{"long body cut", func(w http.ResponseWriter) { http.Error(w, strings.Repeat("x", 5000), http.StatusBadGateway) }, `HTTP 502: "` + strings.Repeat("x", 200) + `"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -696,12 +706,445 @@ func TestStreamCancelReturnsPromptly(t *testing.T) {
 }
 
 func TestStreamCancelDuringBackoff(t *testing.T) {
-	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) { http.Error(w, "down", 503) })
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	})
 	s, _ := fastStream(url)
 	s.Backoff.Min.Duration, s.Backoff.Max.Duration = time.Hour, time.Hour
 	run := startStream(t, s, nil)
 	eventually(t, 5*time.Second, run.hasFailures(1))
 	if err := run.stop(t); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run after cancel = %v, want context.Canceled", err)
+	}
+}
+
+func TestStreamOversizeEventBoundedAndBackedOff(t *testing.T) {
+	const eventSize = 100 << 20
+	var attempts atomic.Int64
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		attempts.Add(1)
+		writeStream(w, "data: ")
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for sent := 0; sent < eventSize; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return // the client hung up, as it should
+			}
+		}
+		io.WriteString(w, "\n\n")
+	})
+	s, _ := fastStream(url)
+	s.Backoff.Min.Duration, s.Backoff.Max.Duration = 100*time.Millisecond, 2*time.Second
+
+	baseline, peak := heapInUse(), atomic.Uint64{}
+	stopSampling := sampleHeap(&peak)
+	run := startStream(t, s, nil)
+	eventually(t, 20*time.Second, run.hasFailures(4))
+	run.stop(t)
+	stopSampling()
+
+	for i, ev := range run.failures()[:4] {
+		if !strings.Contains(ev.Err.Error(), "event larger than source.max_event_bytes (8388608 bytes): refused") {
+			t.Fatalf("attempt %d failed with %v, want the limit named", i+1, ev.Err)
+		}
+		if ev.Failures != i+1 {
+			t.Errorf("attempt %d counted as failure %d in a row: the backoff was reset", i+1, ev.Failures)
+		}
+	}
+	if growth := int64(peak.Load()) - int64(baseline); growth > 64<<20 {
+		t.Errorf("heap grew by %d MiB reading a 100 MiB event, want under 64 MiB", growth>>20)
+	}
+	t.Logf("heap growth %.1f MiB, %d attempts", float64(int64(peak.Load())-int64(baseline))/(1<<20), attempts.Load())
+	if n := len(run.snapshots()); n != 0 {
+		t.Errorf("%d snapshots handled, want none", n)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// sampleHeap records the largest HeapInuse seen in *peak until stopped.
+func sampleHeap(peak *atomic.Uint64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func TestStreamOversizeFloodIsNotATightLoop(t *testing.T) {
+	var attempts atomic.Int64
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		attempts.Add(1)
+		writeStream(w, "data: "+strings.Repeat("x", 2<<10)+"\n\n")
+	})
+	s, _ := fastStream(url)
+	s.Source.MaxEventBytes = 1 << 10
+	s.Backoff.Min.Duration, s.Backoff.Max.Duration = 100*time.Millisecond, 10*time.Second
+	run := startStream(t, s, nil)
+
+	// With backoff from 100ms doubling, 2 s hold at most 5 attempts; a
+	// tight loop would make thousands.
+	eventually(t, 5*time.Second, run.hasFailures(1))
+	start := attempts.Load()
+	time.Sleep(2 * time.Second)
+	if n := attempts.Load() - start; n > 8 {
+		t.Errorf("%d connection attempts in 2s after an oversized initial event, want a handful", n)
+	}
+}
+
+func TestStreamReaderNeverWaitsForHandler(t *testing.T) {
+	const events = 200
+	pad := strings.Repeat("p", 64<<10)
+	written := make(chan struct{})
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n > 1 {
+			holdOpen(t, r)
+			return
+		}
+		for i := 1; i <= events; i++ {
+			writeStream(w, event(fmt.Sprintf(`{"seq":%d,"pad":"%s"}`, i, pad)))
+		}
+		close(written)
+		holdOpen(t, r)
+	})
+	release := make(chan struct{})
+	var calls atomic.Int64
+	s, logs := fastStream(url)
+	run := startStream(t, s, func(Snapshot) {
+		if calls.Add(1) == 1 {
+			<-release // a slow apply: templates, reload commands
+		}
+	})
+
+	// 12.5 MiB is more than the socket buffers hold: the server can only
+	// finish writing if the client reads while the handler is blocked.
+	select {
+	case <-written:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server could not write its events while the handler was busy")
+	}
+	eventually(t, 10*time.Second, func() string {
+		if n := len(logged(logs, "event received")); n < events {
+			return fmt.Sprintf("%d events read, want %d", n, events)
+		}
+		return ""
+	})
+	close(release)
+	eventually(t, 5*time.Second, run.hasSnapshots(2))
+	run.stop(t)
+
+	snaps := run.snapshots()
+	if len(snaps) != 2 || snaps[1].Settings["seq"] != int64(events) {
+		var seqs []any
+		for _, s := range snaps {
+			seqs = append(seqs, s.Settings["seq"])
+		}
+		t.Errorf("handler saw seq %v, want a first one and then only %d", seqs, events)
+	}
+}
+
+// resyncServer streams settings "A" and answers GET /config/dev with config.
+func resyncServer(t testing.TB, config func(w http.ResponseWriter, n int)) string {
+	t.Helper()
+	var gets atomic.Int64
+	return sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if strings.HasPrefix(r.URL.Path, "/config/") {
+			config(w, int(gets.Add(1)))
+			return
+		}
+		writeStream(w, event(`{"v":"A"}`))
+		holdOpen(t, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, body)
+}
+
+func TestStreamResyncCatchesAMissedEvent(t *testing.T) {
+	url := resyncServer(t, func(w http.ResponseWriter, n int) { writeJSON(w, `{"v":"B"}`) })
+	s, _ := fastStream(url)
+	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(2))
+	run.stop(t)
+	snaps := run.snapshots()
+	if len(snaps) != 2 || snaps[1].Settings["v"] != "B" || snaps[1].Origin != "resync" {
+		t.Errorf("handled %d snapshots, want A from the stream then B from resync", len(snaps))
+	}
+}
+
+func TestStreamResync404ChangesNothing(t *testing.T) {
+	url := resyncServer(t, func(w http.ResponseWriter, n int) { http.Error(w, "environment dev not found", http.StatusNotFound) })
+	s, logs := fastStream(url)
+	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
+	run := startStream(t, s, nil)
+	const msg = "resync found the environment unknown; settings unchanged"
+	eventually(t, 5*time.Second, func() string {
+		if n := len(logged(logs, msg)); n < 2 {
+			return fmt.Sprintf("%d resync 404s logged, want 2", n)
+		}
+		return ""
+	})
+	run.stop(t)
+	if snaps := run.snapshots(); len(snaps) != 1 || snaps[0].Settings["v"] != "A" {
+		t.Errorf("handled %d snapshots, want only A", len(snaps))
+	}
+	if lv := logged(logs, msg)[0].Level; lv != zapcore.InfoLevel {
+		t.Errorf("resync 404 logged at %s, want info", lv)
+	}
+}
+
+func TestStreamResyncNeverReplacesANewerEvent(t *testing.T) {
+	newer := make(chan struct{})   // the stream sends C
+	handled := make(chan struct{}) // the handler got C
+	var once sync.Once
+	var gets atomic.Int64
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if strings.HasPrefix(r.URL.Path, "/config/") {
+			if gets.Add(1) == 1 {
+				// A slow fetch: C arrives on the stream meanwhile, then
+				// this answers with the older B.
+				close(newer)
+				<-handled
+				writeJSON(w, `{"v":"B"}`)
+				return
+			}
+			writeJSON(w, `{"v":"C"}`)
+			return
+		}
+		writeStream(w, event(`{"v":"A"}`))
+		select {
+		case <-newer:
+			writeStream(w, event(`{"v":"C"}`))
+		case <-r.Context().Done():
+			return
+		}
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
+	run := startStream(t, s, func(snap Snapshot) {
+		if snap.Settings["v"] == "C" {
+			once.Do(func() { close(handled) })
+		}
+	})
+	// The third fetch starts after the first one's answer was dealt with.
+	eventually(t, 10*time.Second, func() string {
+		if n := gets.Load(); n < 3 {
+			return fmt.Sprintf("%d resync fetches, want 3", n)
+		}
+		return ""
+	})
+	run.stop(t)
+	var got []any
+	for _, snap := range run.snapshots() {
+		got = append(got, snap.Settings["v"])
+	}
+	if fmt.Sprint(got) != "[A C]" {
+		t.Errorf("handler saw %v, want [A C]: the slow resync's B must not replace C", got)
+	}
+}
+
+func TestStreamTokenRotationAndHeaders(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := writeFile(t, dir, "token", "tok-alpha-123\n")
+	var mu sync.Mutex
+	var auths, teams []string
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		mu.Lock()
+		auths = append(auths, r.Header.Get("Authorization"))
+		teams = append(teams, r.Header.Get("X-Team"))
+		mu.Unlock()
+		if n == 1 {
+			writeFile(t, dir, "token", "tok-bravo-456") // rotated between connects
+			writeStream(w, event(`{"a":1}`))
+			return
+		}
+		writeStream(w, event(`{"a":2}`))
+		holdOpen(t, r)
+	})
+	s, logs := fastStream(url)
+	s.Source.TokenFile = tokenFile
+	s.Source.Headers = map[string]string{"X-Team": "web"}
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(2))
+	run.stop(t)
+
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"Bearer tok-alpha-123", "Bearer tok-bravo-456"}; fmt.Sprint(auths[:2]) != fmt.Sprint(want) {
+		t.Errorf("Authorization headers = %q, want %q", auths[:2], want)
+	}
+	if teams[0] != "web" || teams[1] != "web" {
+		t.Errorf("X-Team headers = %q, want web on every connect", teams)
+	}
+	if text := logText(logs); strings.Contains(text, "tok-") {
+		t.Errorf("the token reached the log:\n%s", text)
+	}
+}
+
+func TestStreamMissingTokenFile(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) { writeStream(w, event(`{"a":1}`)) })
+	s, _ := fastStream(url)
+	s.Source.TokenFile = t.TempDir() + "/absent"
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasFailures(1))
+	if err := run.failures()[0].Err; !strings.Contains(err.Error(), "read source.token_file") {
+		t.Errorf("attempt failed with %v, want source.token_file named", err)
+	}
+}
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files.
+type testPKI struct {
+	caFile, clientCert, clientKey string
+	caPool                        *x509.CertPool
+	server                        tls.Certificate
+}
+
+func newTestPKI(t testing.TB) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, caCert := newCert(t, &x509.Certificate{
+		Subject: pkix.Name{CommonName: "sseconfd test CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign,
+	}, nil, nil)
+	serverKey, serverCert := newCert(t, &x509.Certificate{
+		Subject: pkix.Name{CommonName: "127.0.0.1"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, caCert, caKey)
+	clientKey, clientCert := newCert(t, &x509.Certificate{
+		Subject:  pkix.Name{CommonName: "sseconfd-client"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, caCert, caKey)
+
+	p := testPKI{caPool: x509.NewCertPool()}
+	p.caPool.AddCert(caCert)
+	p.caFile = writeFile(t, dir, "ca.pem", pemCert(caCert))
+	p.clientCert = writeFile(t, dir, "client.pem", pemCert(clientCert))
+	p.clientKey = writeFile(t, dir, "client-key.pem", pemKey(t, clientKey))
+	p.server = tls.Certificate{Certificate: [][]byte{serverCert.Raw}, PrivateKey: serverKey}
+	return p
+}
+
+var serial atomic.Int64
+
+// newCert makes a certificate from tmpl signed by parent (self-signed when nil).
+func newCert(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = big.NewInt(serial.Add(1))
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, cert
+}
+
+func pemCert(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+func pemKey(t testing.TB, k *ecdsa.PrivateKey) string {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+}
+
+// tlsServer serves one event to clients that show a certificate of pki's CA.
+func tlsServer(t testing.TB, pki testPKI) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeStream(w, event(fmt.Sprintf(`{"client":%q}`, r.TLS.PeerCertificates[0].Subject.CommonName)))
+		holdOpen(t, r)
+	}))
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{pki.server},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pki.caPool,
+	}
+	srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // refused handshakes are expected
+	srv.StartTLS()
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return srv.URL
+}
+
+func TestStreamTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	url := tlsServer(t, pki)
+	cases := []struct {
+		name    string
+		source  func(*SourceConfig)
+		wantErr string // "": a snapshot arrives
+		warns   bool
+	}{
+		{"client certificate", func(c *SourceConfig) {
+			c.CAFile, c.CertFile, c.KeyFile = pki.caFile, pki.clientCert, pki.clientKey
+		}, "", false},
+		{"no client certificate", func(c *SourceConfig) { c.CAFile = pki.caFile }, "tls", false},
+		{"unknown CA", func(c *SourceConfig) {
+			c.CertFile, c.KeyFile = pki.clientCert, pki.clientKey
+		}, "certificate signed by unknown authority", false},
+		{"insecure_skip_verify", func(c *SourceConfig) {
+			c.CertFile, c.KeyFile, c.InsecureSkipVerify = pki.clientCert, pki.clientKey, true
+		}, "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, logs := fastStream(url)
+			tc.source(&s.Source)
+			run := startStream(t, s, nil)
+			if tc.wantErr == "" {
+				eventually(t, 5*time.Second, run.hasSnapshots(1))
+				if got := run.snapshots()[0].Settings["client"]; got != "sseconfd-client" {
+					t.Errorf("server saw client %v, want sseconfd-client", got)
+				}
+			} else {
+				eventually(t, 5*time.Second, run.hasFailures(1))
+				if err := run.failures()[0].Err; !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("attempt failed with %v, want %q", err, tc.wantErr)
+				}
+			}
+			warned := len(logged(logs, "TLS verification is off (source.insecure_skip_verify = true)")) > 0
+			if warned != tc.warns {
+				t.Errorf("insecure warning logged: %v, want %v", warned, tc.warns)
+			}
+		})
 	}
 }
