@@ -184,11 +184,6 @@ func logText(logs *observer.ObservedLogs) string {
 	return b.String()
 }
 
-// logged returns the entries with message msg.
-func logged(logs *observer.ObservedLogs, msg string) []observer.LoggedEntry {
-	return logs.FilterMessage(msg).All()
-}
-
 func TestMessages(t *testing.T) {
 	type ev struct{ id, typ, data string }
 	cases := []struct {
