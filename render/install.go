@@ -191,7 +191,13 @@ func (t *Txn) replace(s *staged) error {
 	}
 
 	if err := writeInPlace(s.target, s.Content, s.mode, s.uid, s.gid); err != nil {
-		return fmt.Errorf("write %s in place: %w", s.target, err)
+		// A failed in-place write can leave the file torn: put the old back.
+		err = fmt.Errorf("write %s in place: %w", s.target, err)
+		s.inPlace = true
+		if rbErr := s.restore(); rbErr != nil {
+			err = errors.Join(err, fmt.Errorf("restore %s: %w", s.target, rbErr))
+		}
+		return err
 	}
 	s.inPlace = true
 	os.Remove(s.temp)
@@ -289,6 +295,10 @@ func (s *staged) writeTemps() error {
 	}
 	var err error
 	s.temp, err = writeTemp(s.target, s.Content, s.mode, s.uid, s.gid)
+	if errors.Is(err, fs.ErrNotExist) && !s.CreateDirs {
+		return fmt.Errorf("directory %s does not exist: create it or set create_dirs = true: %w",
+			filepath.Dir(s.target), err)
+	}
 	if err != nil {
 		return err
 	}

@@ -113,8 +113,9 @@ func TestCreateDirs(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "a", "b", "app.conf")
 
-	if _, err := Stage([]File{file(dest, "x\n", 0)}); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Stage without create_dirs: err = %v, want ErrNotExist", err)
+	_, err := Stage([]File{file(dest, "x\n", 0)})
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "create_dirs = true") {
+		t.Fatalf("Stage without create_dirs: err = %v, want ErrNotExist suggesting create_dirs", err)
 	}
 
 	f := file(dest, "x\n", 0)

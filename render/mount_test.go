@@ -118,3 +118,32 @@ func TestFullDiskInjected(t *testing.T) {
 	wantContent(t, a, "new a\n")
 	wantContent(t, b, "new b\n")
 }
+
+// TestInPlaceWriteFailureRestores fails an in-place write half way: the
+// old content is written back and the error says what failed.
+func TestInPlaceWriteFailureRestores(t *testing.T) {
+	dir := t.TempDir()
+	dest := put(t, filepath.Join(dir, "app.conf"), "", 0o644)
+	bindFile(t, dest, "old content\n")
+	calls := 0
+	failWrites(t, func(name string) bool {
+		if name == dest {
+			calls++
+			return calls == 1 // the update's write; the restore's goes through
+		}
+		return false
+	})
+
+	f := file(dest, "new content that does not fit\n", 0)
+	f.InPlace = true
+	txn, err := Stage([]File{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Abort()
+	if err := txn.Commit(); !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "in place") {
+		t.Fatalf("Commit with a failing in-place write: err = %v, want ENOSPC saying in place", err)
+	}
+	wantContent(t, dest, "old content\n")
+	noTemps(t, dir)
+}
