@@ -150,6 +150,7 @@ func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], str
 
 // startStatus serves /healthz and /metrics when status.listen is set.
 func (a *Agent) startStatus() (stop func(), err error) {
+	a.status.starting()
 	if a.cfg.Status.Listen == "" {
 		return func() {}, nil
 	}

@@ -170,15 +170,32 @@ func (s *status) health() (int, healthReport) {
 	}
 	down := time.Since(s.since)
 	if down < s.grace {
-		r.Reason = fmt.Sprintf("disconnected for %s, within status.grace (%s)", down.Round(time.Millisecond), s.grace)
+		r.Reason = fmt.Sprintf("disconnected for %s, within status.grace (%s)", roundAge(down), s.grace)
 		return http.StatusOK, r
 	}
 	r.Status = "unhealthy"
-	r.Reason = fmt.Sprintf("not connected to the config server for %s (status.grace is %s)", down.Round(time.Second), s.grace)
+	r.Reason = fmt.Sprintf("not connected to the config server for %s (status.grace is %s)", roundAge(down), s.grace)
 	if !s.everUp {
-		r.Reason = fmt.Sprintf("never connected to the config server in %s (status.grace is %s)", down.Round(time.Second), s.grace)
+		r.Reason = fmt.Sprintf("never connected to the config server since the start %s ago (status.grace is %s)", roundAge(down), s.grace)
 	}
 	return http.StatusServiceUnavailable, r
+}
+
+// roundAge rounds d for a message: to 10ms below a minute, else seconds.
+func roundAge(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+// starting marks the start of Run: the grace for a first connect begins.
+func (s *status) starting() {
+	s.mu.Lock()
+	if !s.everUp {
+		s.since = time.Now()
+	}
+	s.mu.Unlock()
 }
 
 func (s *status) setGrace(d time.Duration) {
