@@ -20,7 +20,7 @@ func mount(t *testing.T, source, target, fstype string, flags uintptr, data stri
 		t.Skip("skipped: mounting needs root (CI runs the tests as root)")
 	}
 	if err := syscall.Mount(source, target, fstype, flags, data); err != nil {
-		t.Skipf("skipped: mount %s on %s: %v", fstype, target, err)
+		t.Skipf("skipped: mount %s %s on %s: %v", fstype, source, target, err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(target, 0); err != nil {

@@ -26,9 +26,13 @@ func requireRoot(t testing.TB, what string) {
 // with the reason when not root or when mounting is not allowed here.
 func mount(t testing.TB, source, target, fstype string, flags uintptr, data string) {
 	t.Helper()
-	requireRoot(t, "mounting "+fstype)
+	what := "a bind mount"
+	if fstype != "" {
+		what = "a " + fstype
+	}
+	requireRoot(t, "mounting "+what)
 	if err := syscall.Mount(source, target, fstype, flags, data); err != nil {
-		t.Skipf("skipped: mount %s on %s: %v", fstype, target, err)
+		t.Skipf("skipped: mount %s on %s: %v", what, target, err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(target, 0); err != nil {
