@@ -161,15 +161,15 @@ func (a *Agent) restoreDrift(paths []string) {
 	}
 	txn, err := render.Stage(files)
 	if err != nil {
-		a.log.Error("cannot restore drifted destination", zap.Strings("destinations", paths), zap.Error(err))
+		a.log.Error("cannot restore drifted destination", zap.Strings("files", paths), zap.Error(err))
 		return
 	}
 	defer txn.Abort()
 	a.logNotices(txn)
 	for _, p := range txn.Changed() {
-		a.log.Warn("destination changed by someone else; restoring it", zap.String("destination", p))
+		a.log.Warn("destination changed by someone else; restoring it", zap.String("file", p))
 	}
 	if err := txn.Commit(); err != nil {
-		a.log.Error("cannot restore drifted destination", zap.Strings("destinations", paths), zap.Error(err))
+		a.log.Error("cannot restore drifted destination", zap.Strings("files", paths), zap.Error(err))
 	}
 }

@@ -52,7 +52,7 @@ func (a *Agent) installDirs() []string {
 // owner fixed, a file written in place.
 func (a *Agent) logNotices(txn *render.Txn) {
 	for _, n := range txn.Notices() {
-		a.log.Warn(n.Msg, zap.String("destination", n.Path))
+		a.log.Warn(n.Msg, zap.String("file", n.Path))
 	}
 }
 

@@ -375,7 +375,7 @@ func TestRestoreDrift(t *testing.T) {
 	})
 	var named []string
 	for _, e := range logged(logs, "destination changed by someone else; restoring it") {
-		named = append(named, fmt.Sprint(e.ContextMap()["destination"]))
+		named = append(named, fmt.Sprint(e.ContextMap()["file"]))
 	}
 	if want := []string{dest, dest, c.path("b")}; fmt.Sprint(named) != fmt.Sprint(want) {
 		t.Errorf("restore warnings name %v, want %v", named, want)

@@ -49,7 +49,7 @@ func (a *Agent) watchTemplates(ctx context.Context, sources []string) {
 	}
 	for dir := range templateDirs(sources) {
 		if err := w.Add(dir); err != nil {
-			log.Warn("cannot watch template directory", zap.String("file", dir), zap.Error(err))
+			log.Warn("cannot watch template directory", zap.String("dir", dir), zap.Error(err))
 		}
 	}
 
