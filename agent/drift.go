@@ -153,6 +153,7 @@ func (a *Agent) restoreDrift(paths []string) {
 	var files []render.File
 	for _, p := range paths {
 		if f, ok := a.installed[p]; ok {
+			f.Backup = false // the backup keeps the previous version, not the edit
 			files = append(files, f)
 		}
 	}

@@ -393,3 +393,20 @@ func TestRestoreDrift(t *testing.T) {
 		t.Errorf("reloaded %d times, want 2 (one per update, none per restore)", n)
 	}
 }
+
+// TestRestoreDriftKeepsBackup restores an edited destination whose
+// template also sets backup: the backup still holds the previous version.
+func TestRestoreDriftKeepsBackup(t *testing.T) {
+	c := newInstallCase(t)
+	cs, url := startServer(t, "dev", map[string]any{"v": "v1"})
+	a, _ := c.agent(t, c.config(t, url, "restore_drift = true\nbackup = true", "a"))
+	runAgent(t, a)
+	dest := c.path("a")
+	eventually(t, 10*time.Second, fileHas(dest, "a v1\n"))
+	post(t, cs, "dev", map[string]any{"v": "v2"})
+	eventually(t, 10*time.Second, fileHas(dest, "a v2\n"))
+
+	writeFile(t, c.dir, "a.conf", "edited by hand\n")
+	eventually(t, 10*time.Second, fileHas(dest, "a v2\n"))
+	wantFile(t, filepath.Join(c.dir, ".a.conf.sseconfd-backup"), "a v1\n")
+}
