@@ -20,7 +20,7 @@ type GoBench struct {
 	AllocsPerOp int64   `json:"allocs_per_op"`
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([\d.]+) ns/op(?:\s+(\d+) B/op)?(?:\s+(\d+) allocs/op)?`)
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([\d.]+) ns/op(?:\s+[\d.]+ MB/s)?(?:\s+(\d+) B/op)?(?:\s+(\d+) allocs/op)?`)
 
 // runGoBench runs the hot-path benchmarks of pkgs with allocations.
 func runGoBench(root, benchtime string, pkgs ...string) ([]GoBench, error) {
