@@ -14,7 +14,10 @@ import (
 	"io"
 	"io/fs"
 	"reflect"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -387,22 +390,54 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 	return s, true
 }
 
-// renderAll renders every template in memory; the first error fails all.
+// renderAll renders every template in memory; the first error, in
+// template order, fails all. Templates render in parallel, one goroutine
+// per core: text/template sorts a map's keys on every range, so ten
+// templates over a 100-key map take milliseconds on one core.
 func (a *Agent) renderAll(s Snapshot) ([]render.File, error) {
 	data := render.Data{Settings: s.Settings, Env: a.cfg.Source.Env}
+	contents := make([][]byte, len(a.templates))
+	errs := make([]error, len(a.templates))
+	parallel(len(a.templates), func(i int) {
+		contents[i], errs[i] = a.templates[i].tmpl.Render(data)
+	})
+
 	files := make([]render.File, 0, len(a.templates))
-	for _, tf := range a.templates {
-		content, err := tf.tmpl.Render(data)
-		if err != nil {
-			return nil, fmt.Errorf("render %s: %w", tf.cfg.Source, err)
+	for i, tf := range a.templates {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("render %s: %w", tf.cfg.Source, errs[i])
 		}
 		files = append(files, render.File{
-			Path: tf.cfg.Destination, Content: content, Mode: tf.mode,
+			Path: tf.cfg.Destination, Content: contents[i], Mode: tf.mode,
 			UID: tf.uid, GID: tf.gid, CreateDirs: tf.cfg.CreateDirs,
 			Backup: tf.cfg.Backup, InPlace: tf.cfg.InPlace,
 		})
 	}
 	return files, nil
+}
+
+// parallel calls f(0) ... f(n-1) from up to GOMAXPROCS goroutines and
+// returns when all calls have returned.
+func parallel(n int, f func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // affectedTargets returns, sorted by name, the targets of changed files.
