@@ -25,7 +25,7 @@ type driftWatch struct {
 	log   *zap.Logger // a.log when started: a.log belongs to the Run goroutine
 	w     *fsnotify.Watcher
 	dests map[string]string // a watched path (destination or symlink target) → destination
-	dirs  []string          // directories to watch
+	paths []string          // directories to watch, and in_place files
 }
 
 // watchDrift starts the drift watcher if any template sets restore_drift,
@@ -34,7 +34,7 @@ func (a *Agent) watchDrift(ctx context.Context) (stop func()) {
 	d := &driftWatch{a: a, log: a.log, dests: map[string]string{}}
 	for _, tf := range a.templates {
 		if tf.cfg.RestoreDrift && !a.opts.DryRun {
-			d.add(tf.cfg.Destination)
+			d.add(tf.cfg.Destination, tf.cfg.InPlace)
 		}
 	}
 	if len(d.dests) == 0 {
@@ -62,8 +62,10 @@ func (a *Agent) watchDrift(ctx context.Context) (stop func()) {
 	}
 }
 
-// add registers dest, and the file its symlink points to, for watching.
-func (d *driftWatch) add(dest string) {
+// add registers dest, and the file its symlink points to, for watching
+// through their directories. An in_place file may be a mount point, whose
+// writes its directory's watch never reports: it is watched itself too.
+func (d *driftWatch) add(dest string, inPlace bool) {
 	dest = filepath.Clean(dest)
 	paths := []string{dest}
 	if real, err := filepath.EvalSymlinks(dest); err == nil && real != dest {
@@ -71,22 +73,23 @@ func (d *driftWatch) add(dest string) {
 	}
 	for _, p := range paths {
 		d.dests[p] = dest
-		if dir := filepath.Dir(p); !slices.Contains(d.dirs, dir) {
-			d.dirs = append(d.dirs, dir)
+		d.watch(filepath.Dir(p))
+		if inPlace {
+			d.watch(p)
 		}
 	}
 }
 
-// watchMissing adds a watch on each directory not watched yet: at start,
-// and again later for a directory that did not exist or was recreated.
+// watchMissing adds a watch on each path not watched yet: at start, and
+// again later for a path that did not exist or was replaced.
 func (d *driftWatch) watchMissing() {
 	watched := d.w.WatchList()
-	for _, dir := range d.dirs {
-		if slices.Contains(watched, dir) {
+	for _, p := range d.paths {
+		if slices.Contains(watched, p) {
 			continue
 		}
-		if err := d.w.Add(dir); err != nil {
-			d.log.Debug("cannot watch directory for restore_drift yet", zap.String("dir", dir), zap.Error(err))
+		if err := d.w.Add(p); err != nil {
+			d.log.Debug("cannot watch for restore_drift yet", zap.String("path", p), zap.Error(err))
 		}
 	}
 }
@@ -133,6 +136,12 @@ func (d *driftWatch) run(ctx context.Context) {
 		case <-retry.C:
 			d.watchMissing()
 		}
+	}
+}
+
+func (d *driftWatch) watch(p string) {
+	if !slices.Contains(d.paths, p) {
+		d.paths = append(d.paths, p)
 	}
 }
 

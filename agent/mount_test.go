@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sseconfd/sseconfd/render"
 )
@@ -104,5 +105,26 @@ func TestInPlaceBindMount(t *testing.T) {
 				t.Errorf("logged %d %q warnings, want 1", n, render.NoticeInPlace)
 			}
 		})
+	}
+}
+
+// TestRestoreDriftBindMount edits a bind-mounted destination through the
+// mounted file: its directory's watch never sees that, the file's own does.
+func TestRestoreDriftBindMount(t *testing.T) {
+	c := newInstallCase(t)
+	_, url := startServer(t, "dev", map[string]any{"v": "v1"})
+	a, logs := c.agent(t, c.config(t, url, "in_place = true\nrestore_drift = true", "a"))
+	writeFile(t, c.dir, "a.conf", "")
+	source := writeFile(t, t.TempDir(), "mounted.conf", "a old\n")
+	mount(t, source, c.path("a"), "", syscall.MS_BIND, "")
+
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(c.path("a"), "a v1\n"))
+	if err := os.WriteFile(source, []byte("edited by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, fileHas(c.path("a"), "a v1\n"))
+	if n := len(logged(logs, "destination changed by someone else; restoring it")); n != 1 {
+		t.Errorf("logged %d restore warnings, want 1", n)
 	}
 }
