@@ -197,6 +197,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { watch.stop() }()
 	heartbeat := a.startHeartbeat()
 	defer heartbeat.Stop()
+	silence := time.NewTimer(silentEnvWarning)
+	defer silence.Stop()
 
 	for {
 		select {
@@ -221,6 +223,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			stream, watch = a.restartStale(ctx, pending, stream, watch)
 		case <-heartbeat.C:
 			a.notify("WATCHDOG=1")
+		case <-silence.C:
+			a.warnIfSilent()
 		}
 	}
 }

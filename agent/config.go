@@ -402,7 +402,7 @@ func (c *Config) validate() []error {
 		if t.Reload != "" {
 			used[t.Reload] = true
 			if !targets[t.Reload] {
-				bad(key+".reload", "no [[reload]] is named %q", t.Reload)
+				bad(key+".reload", "no [[reload]] is named %q%s", t.Reload, definedNames(targets))
 			}
 		}
 	}
@@ -412,6 +412,21 @@ func (c *Config) validate() []error {
 		}
 	}
 	return errs
+}
+
+// definedNames lists the names of the [[reload]] targets for a message.
+func definedNames(targets map[string]bool) string {
+	var names []string
+	for n := range targets {
+		if n != "" {
+			names = append(names, strconv.Quote(n))
+		}
+	}
+	if len(names) == 0 {
+		return " (there is no [[reload]] at all)"
+	}
+	sort.Strings(names)
+	return " (defined: " + strings.Join(names, ", ") + ")"
 }
 
 // checkDestDir reports a destination whose directory is missing (unless

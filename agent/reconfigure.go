@@ -168,6 +168,21 @@ func (a *Agent) startHeartbeat() *time.Ticker {
 	return time.NewTicker(a.opts.WatchdogInterval / 2)
 }
 
+// silentEnvWarning is how long after the start Run waits for a first
+// snapshot before warnIfSilent explains the silence.
+const silentEnvWarning = 10 * time.Second
+
+// warnIfSilent warns when the stream is connected but no settings came:
+// the server keeps the stream of an environment it does not know open and
+// silent, so a misspelt env looks like a healthy, idle agent.
+func (a *Agent) warnIfSilent() {
+	if a.last != nil || !a.status.isConnected() {
+		return
+	}
+	a.log.Warn("connected, but no settings received yet: the server sends nothing for an environment it does not know; check source.env",
+		zap.Duration("waited", silentEnvWarning))
+}
+
 func (a *Agent) notify(state string) {
 	if a.opts.Notify != nil {
 		a.opts.Notify(state)

@@ -189,6 +189,13 @@ func roundAge(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
+// isConnected reports whether the stream is connected now.
+func (s *status) isConnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected
+}
+
 // starting marks the start of Run: the grace for a first connect begins.
 func (s *status) starting() {
 	s.mu.Lock()

@@ -50,6 +50,10 @@ type service struct {
 // setup loads the config and its templates (printing every problem and
 // giving exitUsage if any), builds the logger and the agent.
 func setup(f *daemonFlags, opts agent.Options) (*service, int) {
+	if _, _, err := newLogger(firstSet(f.logFormat, "json"), firstSet(f.logLevel, "info")); err != nil {
+		fmt.Fprintf(os.Stderr, "sseconfd: %v\n", err) // a bad flag, before any config problem
+		return nil, exitUsage
+	}
 	probe, err := agent.Load(f.config, zap.NewNop(), opts)
 	if err != nil {
 		printProblems(f.config, err)
@@ -67,7 +71,8 @@ func setup(f *daemonFlags, opts agent.Options) (*service, int) {
 		printProblems(f.config, err)
 		return nil, exitUsage
 	}
-	return &service{agent: a, log: log, level: atom, cfg: cfg}, exitOK
+	// The agent adds the env to its own lines; these are the command's.
+	return &service{agent: a, log: log.With(zap.String("env", cfg.Source.Env)), level: atom, cfg: cfg}, exitOK
 }
 
 func firstSet(values ...string) string {

@@ -32,10 +32,10 @@ func newLogger(format, level string) (*zap.Logger, zap.AtomicLevel, error) {
 		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	case "console":
 		cfg = zap.NewDevelopmentConfig()
-		cfg.DisableStacktrace = true
 	default:
 		return nil, atom, fmt.Errorf("log format %q: want console or json", format)
 	}
+	cfg.DisableStacktrace = true // a stack means nothing to an operator
 	cfg.Sampling = nil
 	atom.SetLevel(lvl)
 	cfg.Level = atom
