@@ -375,9 +375,11 @@ func (c *connection) read(r io.Reader) (delivered bool, err error) {
 // skips every event with empty data instead. That also skips "data:" alone,
 // which WHATWG dispatches with empty data; for this stream both carry no
 // payload, so nothing is lost.
+//
+// r is read through a batchReader: see there why.
 func messages(r io.Reader, maxBytes int, lastID *string) iter.Seq2[sse.Event, error] {
 	return func(yield func(sse.Event, error) bool) {
-		for ev, err := range sse.Read(r, &sse.ReadConfig{MaxEventSize: maxBytes}) {
+		for ev, err := range sse.Read(newBatchReader(r), &sse.ReadConfig{MaxEventSize: maxBytes}) {
 			if err != nil {
 				yield(ev, err)
 				return

@@ -1,0 +1,114 @@
+package agent
+
+import "io"
+
+// minBatch is the least a batchReader hands on of an unfinished event.
+const minBatch = 64 << 10
+
+// batchReader sits between the connection and go-sse's Read and hands on
+// bytes in batches that end where an event ends, or that are at least as
+// large as what was handed on of the current event so far.
+//
+// go-sse's Read scans its whole buffer again from the start after every
+// read of the connection, to look for the end of an event. A server or
+// proxy that trickles an event in small pieces therefore costs time
+// quadratic in its size: 128 KiB read one byte at a time took 8 s of CPU,
+// and max_event_bytes allows 8 MiB. Batches that at least double within
+// an event bound Read's rescans to a few per event, so the work is linear
+// again. This reader finds event ends itself in one pass.
+//
+// It belongs to the goroutine that reads the connection.
+type batchReader struct {
+	r     io.Reader
+	buf   []byte // buf[start:] was read and not yet handed on
+	start int
+	err   error // from r, returned once everything was handed on
+	empty int   // reads that returned nothing, in a row
+
+	scanned   int  // buf[:scanned] has been looked at
+	ends      int  // buf[start:ends] ends where an event ends; 0: nowhere yet
+	since     int  // bytes handed on since the last event end
+	lineStart bool // the byte before buf[scanned] ended a line, or none came yet
+	afterCR   bool // that byte was a CR, so an LF now belongs to it
+}
+
+func newBatchReader(r io.Reader) *batchReader {
+	return &batchReader{r: r, lineStart: true}
+}
+
+// Read waits for an event end or a large enough batch, then hands on as
+// much of it as fits in p.
+func (b *batchReader) Read(p []byte) (int, error) {
+	for b.ends == 0 && len(b.buf)-b.start < max(minBatch, b.since) && b.err == nil {
+		b.fill()
+	}
+	end := len(b.buf)
+	if b.ends > 0 {
+		end = b.ends
+	}
+	if end == b.start {
+		return 0, b.err
+	}
+	n := copy(p, b.buf[b.start:end])
+	b.start += n
+	switch {
+	case b.ends == 0:
+		b.since += n
+	case b.start == b.ends:
+		b.since, b.ends = 0, 0
+	}
+	return n, nil
+}
+
+// fill reads once from r and looks for event ends in what came.
+func (b *batchReader) fill() {
+	if cap(b.buf)-len(b.buf) < 4<<10 {
+		b.compact()
+	}
+	n, err := b.r.Read(b.buf[len(b.buf):cap(b.buf)])
+	b.buf = b.buf[:len(b.buf)+n]
+	b.err = err
+	switch {
+	case n > 0:
+		b.empty = 0
+	case err == nil:
+		if b.empty++; b.empty >= 100 {
+			b.err = io.ErrNoProgress
+		}
+	}
+	b.scan()
+}
+
+// compact moves the bytes not handed on to the front of buf, into a larger
+// buffer if they fill more than half of it.
+func (b *batchReader) compact() {
+	pending := b.buf[b.start:]
+	dst := b.buf
+	if 2*len(pending) > cap(b.buf) || cap(b.buf)-len(pending) < 4<<10 {
+		dst = make([]byte, 0, 2*cap(b.buf)+32<<10)
+	}
+	dst = dst[:copy(dst[:len(pending)], pending)]
+	b.scanned -= b.start
+	if b.ends > 0 {
+		b.ends -= b.start
+	}
+	b.buf, b.start = dst, 0
+}
+
+// scan moves over the new bytes by the WHATWG line rules (CRLF, LF or CR
+// end a line) and notes where the last empty line, an event's end, ends.
+func (b *batchReader) scan() {
+	for ; b.scanned < len(b.buf); b.scanned++ {
+		switch c := b.buf[b.scanned]; {
+		case c == '\n' && b.afterCR:
+			b.afterCR = false // the second half of a CRLF
+		case c == '\n' || c == '\r':
+			if b.lineStart {
+				b.ends = b.scanned + 1
+			}
+			b.lineStart, b.afterCR = true, c == '\r'
+		default:
+			b.lineStart, b.afterCR = false, false
+		}
+	}
+}
