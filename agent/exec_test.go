@@ -114,3 +114,35 @@ max_restarts = 2
 		t.Errorf("%d starts logged, want 3", n)
 	}
 }
+
+func TestExecConfigReloadReplacesProgram(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"x": 1})
+	bin := buildProgram(t, "./agent/testdata/legacyapp")
+	appFile := filepath.Join(dir, "a.conf")
+	config := func(records string) string {
+		return baseConfig(url) + templateBlock(t, dir, "a.conf", "a={{ .Settings.x }}", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+exec = "%s -file %s -pid-file %s -records %s"
+`, bin, appFile, filepath.Join(dir, "legacy.pid"), filepath.Join(dir, records))
+	}
+	a, _ := newTestAgent(t, dir, config("first.records"))
+	runAgent(t, a)
+	firstRecords := func() []legacyRecord { return readLegacyRecords(filepath.Join(dir, "first.records")) }
+	eventually(t, 10*time.Second, lastRecordHas(firstRecords, "start", "a=1"))
+	first := readPID(t, filepath.Join(dir, "legacy.pid"))
+
+	// A new exec line (as on SIGHUP): the old program stops, the new one starts.
+	writeFile(t, dir, "sseconfd.toml", config("second.records"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.ReloadConfig(ctx, filepath.Join(dir, "sseconfd.toml")); err != nil {
+		t.Fatalf("ReloadConfig: %v", err)
+	}
+	secondRecords := func() []legacyRecord { return readLegacyRecords(filepath.Join(dir, "second.records")) }
+	eventually(t, 10*time.Second, lastRecordHas(secondRecords, "start", "a=1"))
+	if alive(first) {
+		t.Errorf("the program of the old config (pid %d) still runs", first)
+	}
+}
