@@ -397,6 +397,8 @@ process_name = "legacyapp"
 	a, logs := newTestAgent(t, dir, text)
 	runAgent(t, a)
 	eventually(t, 10*time.Second, fileHas(appFile, "a=1"))
+	// Its reload (refused: no pid file yet) is over before the program starts.
+	eventually(t, 10*time.Second, logHas(logs, "reload refused"))
 	_, records := legacyApp(t, dir, appFile)
 
 	// Both files of the target change: one SIGHUP.
@@ -513,6 +515,8 @@ min_interval = "1s"
 	a, logs := newTestAgent(t, dir, text)
 	runAgent(t, a)
 	eventually(t, 10*time.Second, fileHas(appFile, "n=0"))
+	// Its reload (refused: no pid file yet) is over before the program starts.
+	eventually(t, 10*time.Second, logHas(logs, "reload refused"))
 	_, records := legacyApp(t, dir, appFile)
 	before := reloadsLogged(logs, "app")
 
