@@ -23,8 +23,9 @@ func (a *Agent) startWatch(ctx context.Context) *child {
 	for i, tf := range a.templates {
 		sources[i] = tf.cfg.Source
 	}
+	log := a.log // read here: adopt may replace a.log while the watch runs
 	return goChild(ctx, func(ctx context.Context) error {
-		a.watchTemplates(ctx, sources)
+		a.watchTemplates(ctx, log, sources)
 		return nil
 	})
 }
@@ -35,8 +36,7 @@ func (a *Agent) startWatch(ctx context.Context) *child {
 // temporary files and every other file are ignored. The watcher and its
 // timer belong to this goroutine. A watch that cannot start is logged and
 // the agent goes on without it.
-func (a *Agent) watchTemplates(ctx context.Context, sources []string) {
-	log := a.log
+func (a *Agent) watchTemplates(ctx context.Context, log *zap.Logger, sources []string) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		log.Warn("template watch off", zap.Error(err))
