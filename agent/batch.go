@@ -29,6 +29,7 @@ type batchReader struct {
 	ends      int  // buf[start:ends] ends where an event ends; 0: nowhere yet
 	since     int  // bytes handed on since the last event end
 	lineStart bool // the byte before buf[scanned] ended a line, or none came yet
+	inEvent   bool // a line that was not empty ended since the last event end
 	afterCR   bool // that byte was a CR, so an LF now belongs to it
 }
 
@@ -96,15 +97,20 @@ func (b *batchReader) compact() {
 }
 
 // scan moves over the new bytes by the WHATWG line rules (CRLF, LF or CR
-// end a line) and notes where the last empty line, an event's end, ends.
+// end a line) and notes where the last event ends: at an empty line that
+// follows a line that was not. More empty lines change nothing and are no
+// event end here: Read keeps a run of them and would rescan it each time.
 func (b *batchReader) scan() {
 	for ; b.scanned < len(b.buf); b.scanned++ {
 		switch c := b.buf[b.scanned]; {
 		case c == '\n' && b.afterCR:
 			b.afterCR = false // the second half of a CRLF
 		case c == '\n' || c == '\r':
-			if b.lineStart {
-				b.ends = b.scanned + 1
+			switch {
+			case !b.lineStart:
+				b.inEvent = true
+			case b.inEvent:
+				b.ends, b.inEvent = b.scanned+1, false
 			}
 			b.lineStart, b.afterCR = true, c == '\r'
 		default:

@@ -1145,31 +1145,44 @@ func TestStreamTLS(t *testing.T) {
 }
 
 func TestBatchReaderTrickle(t *testing.T) {
-	raw := ": hi\r\n\r\n" + "data: " + strings.Repeat("x", 1<<20) + "\r\n\r" + "\ndata: tail"
-	b := newBatchReader(iotest.OneByteReader(strings.NewReader(raw)))
-	var got []byte
-	var batches []int
-	p := make([]byte, 16<<20)
-	for {
-		n, err := b.Read(p)
-		if n > 0 {
-			got = append(got, p[:n]...)
-			batches = append(batches, n)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	cases := []struct {
+		name       string
+		raw        string
+		first, max int // size of the first batch, most batches
+	}{
+		// The comment is one batch, up to the CR that ends the empty line;
+		// the 1 MiB event comes in batches that at least double, so the
+		// parser rescans it a few times, not a million.
+		{"large event", ": hi\r\n\r\n" + "data: " + strings.Repeat("x", 1<<20) + "\r\n\r" + "\ndata: tail", 7, 10},
+		// Empty lines after an event end nothing: they are not handed on
+		// one by one, or the parser would rescan the growing run of them.
+		{"empty lines", ": hi\n\n" + strings.Repeat("\n", 1<<20) + event(`{"a":1}`), 6, 10},
 	}
-	if string(got) != raw {
-		t.Fatalf("batchReader changed the bytes: got %d, want %d", len(got), len(raw))
-	}
-	// The comment is one batch, up to the CR that ends the empty line; the
-	// 1 MiB event comes in batches that at least double, so the parser
-	// rescans it a few times, not a million.
-	if batches[0] != len(": hi\r\n\r") || len(batches) > 10 {
-		t.Errorf("batches of %v bytes, want the comment alone, then a few doubling ones", batches)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBatchReader(iotest.OneByteReader(strings.NewReader(tc.raw)))
+			var got []byte
+			var batches []int
+			p := make([]byte, 16<<20)
+			for {
+				n, err := b.Read(p)
+				if n > 0 {
+					got = append(got, p[:n]...)
+					batches = append(batches, n)
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if string(got) != tc.raw {
+				t.Fatalf("batchReader changed the bytes: got %d, want %d", len(got), len(tc.raw))
+			}
+			if batches[0] != tc.first || len(batches) > tc.max {
+				t.Errorf("batches of %v bytes, want a first of %d and at most %d", batches, tc.first, tc.max)
+			}
+		})
 	}
 }
