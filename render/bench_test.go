@@ -109,3 +109,25 @@ func BenchmarkStageCommitChanged(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkStageCommit50Changed installs fifty changed files in one
+// update, as a first apply of fifty templates does.
+func BenchmarkStageCommit50Changed(b *testing.B) {
+	dir := b.TempDir()
+	files := make([]File, 50)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for n := range files {
+			content := fmt.Appendf(nil, "file %d update %d\n", n, i)
+			files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("f%02d.conf", n)), Content: content, Mode: 0o644, UID: -1, GID: -1}
+		}
+		txn, err := Stage(files)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := txn.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		txn.Abort()
+	}
+}
