@@ -155,3 +155,22 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatal("Load created the file")
 	}
 }
+
+// FuzzScanKeyLines feeds arbitrary text to the line scanner, which runs on
+// every config before the TOML decoder has said it is valid.
+func FuzzScanKeyLines(f *testing.F) {
+	f.Add("[source]\nurl = \"x\"\n[[template]]\nsource = '''\n[x]\n'''\n")
+	f.Add("a.\"b.c\".d = [\n{ x = 1 },\n]\n[[a.b]]\n[a.b.c]\n")
+	f.Add("\"\n'\n\"\"\"\n[[\n[\n=")
+	f.Fuzz(func(t *testing.T, text string) {
+		lines := scanKeyLines([]byte(text))
+		for key := range lines {
+			if key == "" {
+				continue // a header "[]", which TOML refuses anyway
+			}
+			if n := lines.line(key + ".child"); n <= 0 {
+				t.Fatalf("line(%q) = %d for a key under %q", key+".child", n, key)
+			}
+		}
+	})
+}

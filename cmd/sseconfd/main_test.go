@@ -254,9 +254,29 @@ func TestOnceDryRunPrintsDiff(t *testing.T) {
 
 // daemonProc is a running "sseconfd run" whose stderr the test reads.
 type daemonProc struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    bytes.Buffer
+	stdout syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that a process's output can be copied into
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func (d *daemonProc) Write(p []byte) (int, error) {
@@ -278,6 +298,7 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	d := &daemonProc{cmd: exec.Command(bin, append([]string{"run", "-log-format", "json"}, args...)...)}
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = d
+	d.cmd.Stdout = &d.stdout
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -458,5 +479,56 @@ func TestMakeInstall(t *testing.T) {
 	out, err := exec.Command("systemd-analyze", "verify", verify).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", verify, err, out)
+	}
+}
+
+// TestSdNotifyFromCache starts with the server down and a cache from an
+// earlier run: READY=1 comes after rendering from the cache.
+func TestSdNotifyFromCache(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startConfigServer(t, "dev", map[string]any{"port": 8080})
+	cache := filepath.Join(dir, "cache.json")
+	config, dest := writeConfig(t, dir, url, fmt.Sprintf("\n[cache]\npath = %q\n", cache))
+	if r := sseconfd(t, nil, "once", "-config", config); r.code != 0 {
+		t.Fatalf("once: exit %d\n%s", r.code, r.stderr)
+	}
+	os.Remove(dest)
+	down, _ := writeConfig(t, dir, "http://127.0.0.1:1", fmt.Sprintf("\n[cache]\npath = %q\n", cache))
+
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "-config", down)
+	buf := make([]byte, 512)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("notify socket: %q, %v; want READY=1; logs:\n%s", buf[:n], err, d.logs())
+	}
+	if b, err := os.ReadFile(dest); err != nil || string(b) != "port=8080\n" {
+		t.Errorf("at READY=1 %s = %q, %v; want it rendered from the cache", dest, b, err)
+	}
+}
+
+// TestRunDryRun prints a diff per update to stdout and writes nothing.
+func TestRunDryRun(t *testing.T) {
+	dir := t.TempDir()
+	cs, url := startConfigServer(t, "dev", map[string]any{"port": 8080})
+	config, dest := writeConfig(t, dir, url, "")
+	d := startDaemon(t, nil, "-dry-run", "-config", config)
+	first := "--- /dev/null\n+++ " + dest + " (rendered)\n@@ -0,0 +1 @@\n+port=8080\n"
+	waitFor(t, "the first diff", func() bool { return d.stdout.String() == first }, d.logs)
+
+	setSettings(t, cs, "dev", map[string]any{"port": 9090})
+	second := first + "--- /dev/null\n+++ " + dest + " (rendered)\n@@ -0,0 +1 @@\n+port=9090\n"
+	waitFor(t, "the second diff", func() bool { return d.stdout.String() == second }, d.logs)
+	if _, err := os.Stat(dest); err == nil {
+		t.Errorf("run -dry-run wrote %s", dest)
+	}
+	if strings.Contains(d.logs(), "9090") {
+		t.Errorf("run -dry-run logged a setting value:\n%s", d.logs())
 	}
 }
