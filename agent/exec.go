@@ -42,22 +42,22 @@ func (s *supervisor) start(t *Target) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %q: %w", t.cfg.Exec, err)
 	}
-	c := &program{target: t, cmd: cmd, done: make(chan struct{}), stopped: make(chan struct{})}
-	t.program = c
+	p := &program{target: t, cmd: cmd, done: make(chan struct{}), stopped: make(chan struct{})}
+	t.program = p
 	s.wg.Add(1)
-	go s.wait(c)
+	go s.wait(p)
 	s.log.Info("program started", zap.String("target", t.Name()), zap.Int("pid", cmd.Process.Pid))
 	return nil
 }
 
-// wait reaps c and hands it to Run unless the agent stopped it on purpose.
-func (s *supervisor) wait(c *program) {
+// wait reaps p and hands it to Run unless the agent stopped it on purpose.
+func (s *supervisor) wait(p *program) {
 	defer s.wg.Done()
-	c.err = c.cmd.Wait()
-	close(c.done)
+	p.err = p.cmd.Wait()
+	close(p.done)
 	select {
-	case s.exited <- c:
-	case <-c.stopped:
+	case s.exited <- p:
+	case <-p.stopped:
 	}
 }
 
@@ -69,29 +69,29 @@ func (s *supervisor) restart(t *Target) error {
 	return s.start(t)
 }
 
-// stop sends SIGTERM to c's process and waits kill_timeout for it to exit,
+// stop sends SIGTERM to p's process and waits kill_timeout for it to exit,
 // then kills its process group. Whatever is left in the group after the
 // process exited is killed too, so nothing of the program survives.
-func (s *supervisor) stop(c *program) {
-	close(c.stopped)
-	c.target.program = nil
-	pid := c.cmd.Process.Pid
-	grace := c.target.cfg.KillTimeout.Duration
+func (s *supervisor) stop(p *program) {
+	close(p.stopped)
+	p.target.program = nil
+	pid := p.cmd.Process.Pid
+	grace := p.target.cfg.KillTimeout.Duration
 
-	c.cmd.Process.Signal(syscall.SIGTERM) // safe after exit: os.Process knows
+	p.cmd.Process.Signal(syscall.SIGTERM) // safe after exit: os.Process knows
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
-	case <-c.done:
+	case <-p.done:
 	case <-timer.C:
-		s.log.Warn("program ignored SIGTERM, killing it", zap.String("target", c.target.Name()),
+		s.log.Warn("program ignored SIGTERM, killing it", zap.String("target", p.target.Name()),
 			zap.Int("pid", pid), zap.Duration("kill_timeout", grace))
 		syscall.Kill(-pid, syscall.SIGKILL)
-		<-c.done
+		<-p.done
 	}
 	syscall.Kill(-pid, syscall.SIGKILL) // helpers it left behind; ESRCH when none
-	s.log.Info("program stopped", zap.String("target", c.target.Name()), zap.Int("pid", pid),
-		zap.String("status", exitStatus(c.err)))
+	s.log.Info("program stopped", zap.String("target", p.target.Name()), zap.Int("pid", pid),
+		zap.String("status", exitStatus(p.err)))
 }
 
 // stopDropped stops the programs of the targets in old that are not in
@@ -121,16 +121,17 @@ var ErrTooManyExits = errors.New("program exits too often")
 // exitedOnItsOwn records an exit the agent did not ask for and starts the
 // program again, or returns ErrTooManyExits once there were more than
 // max_restarts of them in the last minute.
-func (s *supervisor) exitedOnItsOwn(c *program) error {
-	t := c.target
-	if t.program != c {
+func (s *supervisor) exitedOnItsOwn(p *program) error {
+	t := p.target
+	if t.program != p {
 		return nil // already replaced
 	}
 	t.program = nil
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // helpers it left behind; ESRCH when none
 	now := time.Now()
 	t.exits = append(recent(t.exits, now.Add(-time.Minute)), now)
-	s.log.Warn("program exited", zap.String("target", t.Name()), zap.Int("pid", c.cmd.Process.Pid),
-		zap.String("status", exitStatus(c.err)), zap.Int("exits_last_minute", len(t.exits)))
+	s.log.Warn("program exited", zap.String("target", t.Name()), zap.Int("pid", p.cmd.Process.Pid),
+		zap.String("status", exitStatus(p.err)), zap.Int("exits_last_minute", len(t.exits)))
 
 	if max := *t.cfg.MaxRestarts; len(t.exits) > max {
 		return fmt.Errorf("target %s: %w: %d exits within a minute, max_restarts is %d",

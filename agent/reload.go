@@ -21,10 +21,10 @@ import (
 type Target struct {
 	cfg        ReloadConfig
 	signal     syscall.Signal
-	lastReload time.Time // when the last reload was attempted; zero before
-	deferred   bool      // a reload waits for min_interval to pass
-	program    *program  // exec mode: the running program, nil when none
-	exits      []time.Time
+	lastReload time.Time   // when the last reload was attempted; zero before
+	deferred   bool        // a reload waits for min_interval to pass
+	program    *program    // exec mode: the running program, nil when none
+	exits      []time.Time // exec mode: unexpected exits in the last minute
 }
 
 // NewTarget checks cfg and returns its Target.
