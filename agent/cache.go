@@ -22,9 +22,12 @@ type cacheFile struct {
 // WriteCache saves s as the last-known-good snapshot at path, atomically
 // and with mode 0600 (settings may hold secrets).
 func WriteCache(path, env string, s Snapshot) error {
-	settings, err := json.Marshal(s.Settings)
-	if err != nil {
-		return fmt.Errorf("write cache: %w", err)
+	settings := s.canonical
+	if settings == nil {
+		var err error
+		if settings, err = json.Marshal(s.Settings); err != nil {
+			return fmt.Errorf("write cache: %w", err)
+		}
 	}
 	data, err := json.Marshal(cacheFile{Env: env, Hash: s.Hash, Time: s.Time, Settings: settings})
 	if err != nil {

@@ -18,6 +18,11 @@ type Snapshot struct {
 	Hash     string         // hex SHA-256 of the settings' canonical JSON
 	Time     time.Time      // when it was received
 	Origin   string         // "stream", "resync", "fetch" or "cache"
+
+	// canonical is the JSON that Hash was computed over, kept so that the
+	// cache is written without marshalling the settings again; nil when
+	// the Snapshot was not made by NewSnapshot.
+	canonical []byte
 }
 
 // ShortHash is the first 12 hex digits of Hash, for logs.
@@ -35,7 +40,7 @@ func NewSnapshot(settings map[string]any, origin string) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("hash settings: %w", err)
 	}
 	sum := sha256.Sum256(canonical)
-	return Snapshot{Settings: settings, Hash: hex.EncodeToString(sum[:]), Time: time.Now(), Origin: origin}, nil
+	return Snapshot{Settings: settings, Hash: hex.EncodeToString(sum[:]), Time: time.Now(), Origin: origin, canonical: canonical}, nil
 }
 
 // DecodeEvent decodes a stream event's data, {"settings": {...}}. The error
