@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sseconfd/sseconfd/render"
@@ -32,6 +33,12 @@ func FuzzStream(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// A hang is a failure too: the panic ends the worker, and the
+		// fuzzer keeps the input that was running.
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			panic(fmt.Sprintf("FuzzStream: still reading %d bytes after 10s: %q", len(raw), raw))
+		})
+		defer watchdog.Stop()
 		want := referenceSnapshots(raw)
 		for name, r := range map[string]io.Reader{
 			"one write":          bytes.NewReader(raw),

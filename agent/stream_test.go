@@ -14,6 +14,7 @@ import (
 	"io"
 	stdlog "log"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -1184,5 +1185,26 @@ func TestBatchReaderTrickle(t *testing.T) {
 				t.Errorf("batches of %v bytes, want a first of %d and at most %d", batches, tc.first, tc.max)
 			}
 		})
+	}
+}
+
+func TestStreamSurvivesGarbage(t *testing.T) {
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	garbage := make([]byte, 256<<10)
+	for i := range garbage {
+		garbage[i] = byte(rng.Uint32())
+	}
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeStream(w, string(garbage)+"\n\n"+event(`{"after":"garbage"}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasSnapshots(1))
+	if got := run.snapshots(); len(got) != 1 || got[0].Settings["after"] != "garbage" {
+		t.Errorf("handled %d snapshots, want the one event after the garbage", len(got))
+	}
+	if f := run.failures(); len(f) > 0 {
+		t.Errorf("garbage dropped the connection: %v", f[0].Err)
 	}
 }
