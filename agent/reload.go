@@ -69,26 +69,29 @@ func (t *Target) CheckStaged(ctx context.Context, staged, dest string) error {
 	return nil
 }
 
-// Reload signals the process in the pid file or runs the command. An exec
-// target is restarted by the Agent, not here.
-func (t *Target) Reload(ctx context.Context) error {
+// Reload signals the process in the pid file or runs the command, and
+// says what it did: the pid signalled, or the command's exit status and an
+// excerpt of its output (not redacted). An exec target is restarted by the
+// Agent, not here. A refusal to signal wraps ErrRefused.
+func (t *Target) Reload(ctx context.Context) (string, error) {
 	if t.cfg.Exec != "" {
-		return errors.New("exec target is restarted by the agent")
+		return "", errors.New("exec target is restarted by the agent")
 	}
 	if t.cfg.Command != "" {
-		if _, err := runCommand(ctx, t.cfg.Command, t.cfg.Timeout.Duration, nil); err != nil {
-			return fmt.Errorf("command %q: %w", t.cfg.Command, err)
+		out, err := runCommand(ctx, t.cfg.Command, t.cfg.Timeout.Duration, nil)
+		if err != nil {
+			return "", fmt.Errorf("command %q: %w", t.cfg.Command, err)
 		}
-		return nil
+		return "exit status 0: " + out, nil
 	}
 	pid, err := t.confirmPID()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := syscall.Kill(pid, t.signal); err != nil {
-		return fmt.Errorf("send %s to pid %d: %w", t.cfg.Signal, pid, err)
+		return "", fmt.Errorf("send %s to pid %d: %w", t.cfg.Signal, pid, err)
 	}
-	return nil
+	return fmt.Sprintf("sent %s to pid %d", t.cfg.Signal, pid), nil
 }
 
 // ErrRefused wraps every reason not to signal the pid in a pid file.

@@ -696,3 +696,22 @@ command = "cat %s; exit 4"
 		t.Errorf("a failed reload must not reject the update")
 	}
 }
+
+func TestReloadCommandOutputLoggedRedacted(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"v": "secret-value-1"})
+	appFile := filepath.Join(dir, "a.conf")
+	text := baseConfig(url) + templateBlock(t, dir, "a.conf", "{{ .Settings.v }}", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+command = "echo reloading with; cat %s"
+`, appFile)
+	a, logs := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, logHas(logs, "reloaded"))
+
+	got := logs.FilterMessage("reloaded").AllUntimed()[0].ContextMap()["result"]
+	if want := "exit status 0: reloading with | <redacted>"; got != want {
+		t.Errorf("reload logged result %q, want %q", got, want)
+	}
+}

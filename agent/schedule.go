@@ -125,18 +125,20 @@ func (a *Agent) armReloadTimer() {
 func (a *Agent) reload(ctx context.Context, t *Target) bool {
 	t.lastReload = time.Now()
 	t.deferred = false
+	var did string
 	var err error
 	switch {
 	case t.cfg.Exec == "":
-		err = t.Reload(ctx)
+		did, err = t.Reload(ctx)
 	case a.sup == nil:
 		a.log.Warn("exec target not started: programs run only under Agent.Run", zap.String("target", t.Name()))
 		return false
 	default:
-		err = a.sup.restart(t)
+		did, err = "restarted its program", a.sup.restart(t)
 	}
 	if err == nil {
 		a.status.reloadDone(t.Name(), nil)
+		a.log.Debug("reloaded", zap.String("target", t.Name()), zap.String("result", render.Redact(did, a.settings)))
 		return true
 	}
 	msg := "reload failed"
