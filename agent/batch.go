@@ -1,6 +1,9 @@
 package agent
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // minBatch is the least a batchReader hands on of an unfinished event.
 const minBatch = 64 << 10
@@ -15,7 +18,9 @@ const minBatch = 64 << 10
 // quadratic in its size: 128 KiB read one byte at a time took 8 s of CPU,
 // and max_event_bytes allows 8 MiB. Batches that at least double within
 // an event bound Read's rescans to a few per event, so the work is linear
-// again. This reader finds event ends itself in one pass.
+// again. This reader finds event ends itself in one pass, and on the way
+// the retry: fields, which Read drops. (A retry: field right after a
+// leading BOM is missed.)
 //
 // It belongs to the goroutine that reads the connection.
 type batchReader struct {
@@ -31,10 +36,15 @@ type batchReader struct {
 	lineStart bool // the byte before buf[scanned] ended a line, or none came yet
 	inEvent   bool // a line that was not empty ended since the last event end
 	afterCR   bool // that byte was a CR, so an LF now belongs to it
+
+	retry   retryField
+	onRetry func(time.Duration) // told of each valid retry: field; may be nil
 }
 
-func newBatchReader(r io.Reader) *batchReader {
-	return &batchReader{r: r, lineStart: true}
+// newBatchReader reads r in batches; onRetry, if not nil, is told of each
+// retry: field, which go-sse's Read does not report.
+func newBatchReader(r io.Reader, onRetry func(time.Duration)) *batchReader {
+	return &batchReader{r: r, lineStart: true, onRetry: onRetry}
 }
 
 // Read waits for an event end or a large enough batch, then hands on as
@@ -106,6 +116,9 @@ func (b *batchReader) scan() {
 		case c == '\n' && b.afterCR:
 			b.afterCR = false // the second half of a CRLF
 		case c == '\n' || c == '\r':
+			if ms, ok := b.retry.end(); ok && b.onRetry != nil {
+				b.onRetry(time.Duration(ms) * time.Millisecond)
+			}
 			switch {
 			case !b.lineStart:
 				b.inEvent = true
@@ -115,6 +128,46 @@ func (b *batchReader) scan() {
 			b.lineStart, b.afterCR = true, c == '\r'
 		default:
 			b.lineStart, b.afterCR = false, false
+			b.retry.add(c)
 		}
 	}
+}
+
+// retryField follows one line, byte by byte, for a "retry:" field whose
+// value is only ASCII digits, as WHATWG reads it. It keeps no line bytes.
+type retryField struct {
+	matched int   // bytes of "retry:" matched; -1: the line is another field
+	after   int   // bytes after the colon
+	digits  int   // digits among them
+	value   int64 // their value in milliseconds, capped at a day
+	bad     bool  // a byte after the colon that is not a digit
+}
+
+func (f *retryField) add(c byte) {
+	const name = "retry:"
+	switch {
+	case f.matched < 0:
+	case f.matched < len(name):
+		if c == name[f.matched] {
+			f.matched++
+		} else {
+			f.matched = -1
+		}
+	case c == ' ' && f.after == 0: // the one space allowed after the colon
+		f.after++
+	case c >= '0' && c <= '9':
+		f.after++
+		f.digits++
+		f.value = min(f.value*10+int64(c-'0'), 24*60*60*1000)
+	default:
+		f.after++
+		f.bad = true
+	}
+}
+
+// end finishes the line; ok reports whether it was a valid retry field.
+func (f *retryField) end() (ms int64, ok bool) {
+	ms, ok = f.value, f.matched == len("retry:") && f.digits > 0 && !f.bad
+	*f = retryField{}
+	return ms, ok
 }

@@ -164,6 +164,9 @@ func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *lat
 		}
 
 		wait := retry.next()
+		// A server's retry: field is a floor for the delay, but never
+		// beyond backoff.max: a server must not park its clients for days.
+		wait = max(wait, min(conn.retryFloor, s.Backoff.Max.Duration))
 		out.failed(err, retry.failures, wait)
 		s.notify(StreamEvent{Err: err, Failures: retry.failures, RetryIn: wait})
 		if limit := s.Backoff.MaxRetries; limit > 0 && retry.failures >= limit {
@@ -270,6 +273,7 @@ type connection struct {
 	put         func(Snapshot) // never blocks
 	outage      *outageLog
 	lastEventID string
+	retryFloor  time.Duration // from the server's last retry: field
 }
 
 // run makes one connection and reads it until it fails. delivered reports
@@ -347,7 +351,8 @@ func doWithin(client *http.Client, req *http.Request, cancel context.CancelCause
 // read hands each message event of r to accept until r fails or ends.
 func (c *connection) read(r io.Reader) (delivered bool, err error) {
 	limit := int(c.stream.Source.MaxEventBytes)
-	for ev, err := range messages(resumeFrom(r, c.lastEventID), limit, &c.lastEventID) {
+	onRetry := func(d time.Duration) { c.retryFloor = d }
+	for ev, err := range messages(resumeFrom(r, c.lastEventID), limit, &c.lastEventID, onRetry) {
 		if errors.Is(err, bufio.ErrTooLong) {
 			return delivered, fmt.Errorf("event larger than source.max_event_bytes (%d bytes): refused", limit)
 		}
@@ -376,10 +381,12 @@ func (c *connection) read(r io.Reader) (delivered bool, err error) {
 // which WHATWG dispatches with empty data; for this stream both carry no
 // payload, so nothing is lost.
 //
-// r is read through a batchReader: see there why.
-func messages(r io.Reader, maxBytes int, lastID *string) iter.Seq2[sse.Event, error] {
+// r is read through a batchReader: see there why. It also tells onRetry,
+// if not nil, of each retry: field.
+func messages(r io.Reader, maxBytes int, lastID *string, onRetry func(time.Duration)) iter.Seq2[sse.Event, error] {
 	return func(yield func(sse.Event, error) bool) {
-		for ev, err := range sse.Read(newBatchReader(r), &sse.ReadConfig{MaxEventSize: maxBytes}) {
+		batches := newBatchReader(r, onRetry)
+		for ev, err := range sse.Read(batches, &sse.ReadConfig{MaxEventSize: maxBytes}) {
 			if err != nil {
 				yield(ev, err)
 				return

@@ -228,7 +228,7 @@ func TestMessages(t *testing.T) {
 			t.Run(tc.name+"/"+rname, func(t *testing.T) {
 				var got []ev
 				lastID := ""
-				for e, err := range messages(reader(tc.raw), 1<<20, &lastID) {
+				for e, err := range messages(reader(tc.raw), 1<<20, &lastID, nil) {
 					if err != nil {
 						t.Fatalf("messages(%q): %v", tc.raw, err)
 					}
@@ -1161,7 +1161,7 @@ func TestBatchReaderTrickle(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBatchReader(iotest.OneByteReader(strings.NewReader(tc.raw)))
+			b := newBatchReader(iotest.OneByteReader(strings.NewReader(tc.raw)), nil)
 			var got []byte
 			var batches []int
 			p := make([]byte, 16<<20)
@@ -1206,5 +1206,63 @@ func TestStreamSurvivesGarbage(t *testing.T) {
 	}
 	if f := run.failures(); len(f) > 0 {
 		t.Errorf("garbage dropped the connection: %v", f[0].Err)
+	}
+}
+
+func TestBatchReaderRetryField(t *testing.T) {
+	cases := []struct {
+		raw  string
+		want []time.Duration
+	}{
+		{"retry: 300\n", []time.Duration{300 * time.Millisecond}},
+		{"retry:300\r\nretry: 5\r", []time.Duration{300 * time.Millisecond, 5 * time.Millisecond}},
+		{"retry:  300\n", nil},           // a second space is no digit
+		{"retry: 30x\n", nil},            // nor is x
+		{"retry: \nretry\n", nil},        // no digits
+		{"retryx: 5\n: retry: 5\n", nil}, // other fields
+		{"retry: 5", nil},                // an unfinished line
+		{"retry: 99999999999999999999\n", []time.Duration{24 * time.Hour}},
+	}
+	for _, tc := range cases {
+		for rname, wrap := range map[string]func(io.Reader) io.Reader{
+			"one write": func(r io.Reader) io.Reader { return r }, "one byte at a time": iotest.OneByteReader,
+		} {
+			var got []time.Duration
+			b := newBatchReader(wrap(strings.NewReader(tc.raw)), func(d time.Duration) { got = append(got, d) })
+			io.Copy(io.Discard, b)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("%s %q: retry fields %v, want %v", rname, tc.raw, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestStreamRetryFieldIsAFloorUpToMax(t *testing.T) {
+	cases := []struct {
+		name, retry string
+		lo, hi      time.Duration // the delays after the first connection
+	}{
+		{"floor", "retry: 300\n", 300 * time.Millisecond, 300 * time.Millisecond},
+		{"capped at backoff.max", "retry: 86400000\n", time.Second, time.Second},
+		{"ignored when shorter", "retry: 1\n", 10 * time.Millisecond, 40 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 1 {
+					writeStream(w, tc.retry+event(`{"a":1}`))
+					return
+				}
+				writeStream(w, event(`{"a":1}`))
+				holdOpen(t, r)
+			})
+			s, _ := fastStream(url)
+			s.Backoff.Max.Duration = time.Second
+			run := startStream(t, s, nil)
+			eventually(t, 5*time.Second, run.hasFailures(1))
+			if d := run.failures()[0].RetryIn; d < tc.lo || d > tc.hi {
+				t.Errorf("retry in %s after %q, want within [%s, %s]", d, tc.retry, tc.lo, tc.hi)
+			}
+		})
 	}
 }
