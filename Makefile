@@ -8,14 +8,18 @@ UNITDIR ?= /etc/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
+SHELL   := /bin/bash
+
 .PHONY: build test demo bench lint install clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/sseconfd ./cmd/configserver
 	$(GO) build -o $(BIN)/legacyapp ./agent/testdata/legacyapp
 
+# Every test; testsummary lists each skipped test with its reason (nginx
+# absent, not root) and the whole output of each failure.
 test:
-	$(GO) test -count=1 -timeout 10m ./...
+	set -o pipefail; $(GO) test -count=1 -timeout 15m -json ./... | $(GO) run ./internal/testsummary
 
 demo: build
 	$(GO) run ./demo -bin $(BIN)
