@@ -120,6 +120,14 @@ func TestRestoreDriftBindMount(t *testing.T) {
 
 	runAgent(t, a)
 	eventually(t, 10*time.Second, fileHas(c.path("a"), "a v1\n"))
+	// The in-place write reads the file back before the update counts as
+	// applied; an edit before then is a concurrent writer, not drift.
+	eventually(t, 10*time.Second, func() string {
+		if len(logged(logs, "update applied")) == 0 {
+			return "the first update is not applied yet"
+		}
+		return ""
+	})
 	if err := os.WriteFile(source, []byte("edited by hand\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
