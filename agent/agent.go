@@ -59,6 +59,7 @@ type Agent struct {
 
 	settings map[string]any // of the last applied snapshot, to redact reload errors
 	started  bool           // an apply succeeded: reload_on_start is done
+	rejected bool           // the last apply failed: the next success says it recovered
 	sched    schedule       // held updates and deferred reloads
 	sup      *supervisor    // exec targets' programs; nil outside Run
 }
@@ -268,19 +269,28 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 	}
 	if err != nil {
 		a.log.Error("update rejected", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin), zap.Error(err))
+		a.rejected = true
 		return
 	}
 	if a.opts.DryRun {
 		a.log.Info("dry run: nothing written", zap.String("hash", s.ShortHash()), zap.Strings("would_change", res.Changed))
 		return
 	}
-	if len(res.Changed) == 0 && len(res.Reloaded) == 0 {
+	recovered := a.rejected
+	a.rejected = false
+	if len(res.Changed) == 0 && len(res.Reloaded) == 0 && !recovered {
 		a.log.Debug("update changed nothing", zap.String("hash", s.ShortHash()))
 		return
 	}
-	a.log.Info("update applied", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin),
-		zap.Strings("changed", res.Changed), zap.Strings("reloaded", res.Reloaded),
-		zap.Strings("deferred", res.Deferred), zap.Duration("duration", res.Duration))
+	fields := []zap.Field{zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin),
+		zap.Strings("changed", res.Changed), zap.Strings("reloaded", res.Reloaded)}
+	if len(res.Deferred) > 0 {
+		fields = append(fields, zap.Strings("deferred", res.Deferred))
+	}
+	if recovered {
+		fields = append(fields, zap.Bool("recovered", true)) // the last update was rejected
+	}
+	a.log.Info("update applied", append(fields, zap.Duration("duration", res.Duration))...)
 }
 
 // Apply renders every template with s, installs the files that changed,

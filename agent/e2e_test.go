@@ -161,6 +161,18 @@ process_name = "legacyapp"
 	if n := sighups(records()); n != 2 {
 		t.Errorf("legacyapp got %d SIGHUPs after a rejected update, want still 2", n)
 	}
+
+	// The next good update applies, and its log line says the agent recovered.
+	post(t, cs, "dev", map[string]any{"ball_color": "red", "ball_size": 30})
+	eventually(t, 10*time.Second, fileHas(dest, "color = red\nsize = 30"))
+	eventually(t, 10*time.Second, func() string {
+		for _, e := range logs.FilterMessage("update applied").All() {
+			if e.ContextMap()["recovered"] == true {
+				return ""
+			}
+		}
+		return "no update applied line with recovered=true after a rejected update"
+	})
 }
 
 func TestOnceUnknownEnvironment(t *testing.T) {

@@ -172,7 +172,8 @@ func run(bin string, keep bool) error {
 		Reason string
 	}
 	json.Unmarshal([]byte(last), &rec)
-	fmt.Printf("   legacyapp read #%d after %s; it now sees color = green\n", rec.Reads, rec.Reason)
+	fmt.Printf("   legacyapp read its file for the %s time (once at start, once per SIGHUP),\n", ordinal(rec.Reads))
+	fmt.Printf("   after a %s; it now sees color = green\n", rec.Reason)
 
 	step("6. the agent's log")
 	fmt.Print(indent(readFile(agentLog)))
@@ -180,6 +181,7 @@ func run(bin string, keep bool) error {
 	step("7. stop everything")
 	ps.stopAll()
 	ps = nil
+	fmt.Println("   stopped sseconfd, legacyapp and configserver with SIGTERM")
 	fmt.Printf("\ndemo passed in %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -212,6 +214,18 @@ signal = "SIGHUP"
 pid_file = %q
 process_name = "legacyapp"
 `
+
+func ordinal(n int) string {
+	switch n {
+	case 1:
+		return "first"
+	case 2:
+		return "second"
+	case 3:
+		return "third"
+	}
+	return fmt.Sprintf("%dth", n)
+}
 
 func step(s string) { fmt.Printf("\n==> %s\n", s) }
 
