@@ -1,9 +1,12 @@
 package render
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -31,12 +34,19 @@ const redacted = "<redacted>"
 // redact turns a template execution error into a RenderError whose message
 // quotes no value of settings. Only the part after the failing action's
 // position is rewritten: the file, line and action text are template source.
-func redact(name string, err error, settings map[string]any) error {
+//
+// Go and sprig quote what a function failed on, and that may be a value
+// in a form no search for the value finds: escaped by package time, only
+// a part of it, or transformed (upper | fail). So besides every form of
+// every value, the reason loses each quoted text and each fail or
+// required message that the template source does not hold itself.
+func redact(name string, err error, settings map[string]any, source string) error {
 	msg := err.Error()
 	missing := errors.Is(err, ErrMissingValue) || strings.Contains(msg, "map has no entry for key")
 
 	head, tail := splitAtAction(msg)
 	tail = redactValues(tail, settings)
+	tail = redactForeignText(tail, source, settings)
 	return &RenderError{Template: name, Msg: head + tail, missing: missing}
 }
 
@@ -55,6 +65,56 @@ func splitAtAction(msg string) (head, tail string) {
 	return msg[:cut], msg[cut:]
 }
 
+// quoted matches a double-quoted text with backslash escapes, or a
+// backquoted one, as Go's messages quote what they failed on.
+var quoted = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
+
+// freeText is where a message continues with text chosen at run time:
+// sprig's fail, our required, and what range could not iterate.
+var freeText = regexp.MustCompile(`(error calling (?:fail|required): |range can't iterate over )(.*)`)
+
+// redactForeignText replaces in a render error's reason every quoted text
+// and every free-text message that is neither in the template source nor
+// a key of settings: such text can only have come from a value.
+func redactForeignText(reason, source string, settings map[string]any) string {
+	keys := map[string]bool{}
+	collectKeys(settings, keys)
+	known := func(text string) bool {
+		return text == redacted || keys[text] || strings.Contains(source, text)
+	}
+	reason = quoted.ReplaceAllStringFunc(reason, func(q string) string {
+		text := q[1 : len(q)-1]
+		if u, err := strconv.Unquote(q); err == nil {
+			text = u
+		}
+		if known(text) {
+			return q
+		}
+		return `"` + redacted + `"`
+	})
+	return freeText.ReplaceAllStringFunc(reason, func(m string) string {
+		sub := freeText.FindStringSubmatch(m)
+		if known(sub[2]) {
+			return m
+		}
+		return sub[1] + redacted
+	})
+}
+
+func collectKeys(v any, keys map[string]bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			keys[k] = true
+			collectKeys(e, keys)
+		}
+	case []any:
+		for _, e := range x {
+			collectKeys(e, keys)
+		}
+	}
+}
+
 // Redact replaces in msg the text of every string and number found in
 // settings with "<redacted>", so that a message from a command or a parser
 // can be logged. See redactValues.
@@ -62,21 +122,71 @@ func Redact(msg string, settings map[string]any) string {
 	return redactValues(msg, settings)
 }
 
-// redactValues replaces, longest first, the text of every string and
-// number found in settings. Values shorter than two characters and booleans
-// are kept: they are no secret and replacing them would garble the message.
+// redactValues replaces, longest first and ignoring letter case, every
+// form the text of a string or number in settings takes in a message: as
+// is, escaped as Go, JSON or package time quote it, and each longer line
+// of a value of several lines (a PEM key that a command echoes line by
+// line). Values shorter than two characters and booleans are kept: they
+// are no secret and replacing them would garble the message.
 func redactValues(s string, settings map[string]any) string {
 	var texts []string
 	collectTexts(settings, &texts)
-	if len(texts) == 0 {
+	forms := map[string]bool{}
+	for _, t := range texts {
+		for _, f := range textForms(t) {
+			if len(f) >= 2 {
+				forms[f] = true
+			}
+		}
+	}
+	if len(forms) == 0 {
 		return s
 	}
-	sort.Slice(texts, func(i, j int) bool { return len(texts[i]) > len(texts[j]) })
-	pairs := make([]string, 0, 2*len(texts))
-	for _, t := range texts {
-		pairs = append(pairs, t, redacted)
+	list := make([]string, 0, len(forms))
+	for f := range forms {
+		list = append(list, regexp.QuoteMeta(f))
 	}
-	return strings.NewReplacer(pairs...).Replace(s)
+	// Go's regexp prefers the earlier alternative: longest first.
+	sort.Slice(list, func(i, j int) bool { return len(list[i]) > len(list[j]) })
+	re := regexp.MustCompile("(?i)" + strings.Join(list, "|"))
+	return re.ReplaceAllLiteralString(s, redacted)
+}
+
+// textForms returns t as is, its escaped forms, and its lines of eight
+// characters or more when it has several.
+func textForms(t string) []string {
+	forms := []string{t, unquoted(strconv.Quote(t)), unquoted(strconv.QuoteToASCII(t)), timeEscape(t)}
+	if j, err := json.Marshal(t); err == nil {
+		forms = append(forms, unquoted(string(j)))
+	}
+	if strings.ContainsAny(t, "\r\n") {
+		for _, line := range strings.FieldsFunc(t, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if line = strings.TrimSpace(line); len(line) >= 8 {
+				forms = append(forms, line)
+			}
+		}
+	}
+	return forms
+}
+
+func unquoted(q string) string { return q[1 : len(q)-1] }
+
+// timeEscape escapes t as package time quotes it in parse errors: a
+// backslash before " and \, every other byte outside printable ASCII as \xHH.
+func timeEscape(t string) string {
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c >= 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func collectTexts(v any, out *[]string) {

@@ -124,7 +124,7 @@ func (t *Template) Render(data Data) ([]byte, error) {
 	})
 	buf.Reset()
 	if err := t.guarded.Execute(&buf, data); err != nil {
-		return nil, redact(t.name, err, data.Settings)
+		return nil, redact(t.name, err, data.Settings, t.text)
 	}
 	return buf.Bytes(), nil
 }
