@@ -11,12 +11,14 @@ import (
 )
 
 // removeStale deletes temporary files a crashed agent left beside the
-// destinations (and their symlink targets) and beside the cache.
+// destinations (and their symlink targets) and beside the cache. Only
+// those of this agent's own files go: another agent may be writing to the
+// same directory.
 func (a *Agent) removeStale() {
-	for _, dir := range a.installDirs() {
-		removed, err := render.RemoveStale(dir)
+	for _, d := range a.installDirs() {
+		removed, err := render.RemoveStale(d.dir, d.names...)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			a.log.Warn("cannot clean temporary files", zap.String("dir", dir), zap.Error(err))
+			a.log.Warn("cannot clean temporary files", zap.String("dir", d.dir), zap.Error(err))
 		}
 		for _, p := range removed {
 			a.log.Info("removed stale temporary file", zap.String("file", p))
@@ -24,8 +26,15 @@ func (a *Agent) removeStale() {
 	}
 }
 
+// installDir is a directory the agent writes temporary files in, with the
+// base names of the files it writes there.
+type installDir struct {
+	dir   string
+	names []string
+}
+
 // installDirs returns each directory the agent writes temporary files in.
-func (a *Agent) installDirs() []string {
+func (a *Agent) installDirs() []installDir {
 	var paths []string
 	for _, tf := range a.templates {
 		paths = append(paths, tf.cfg.Destination)
@@ -36,14 +45,18 @@ func (a *Agent) installDirs() []string {
 	if a.cfg.Cache.Path != "" {
 		paths = append(paths, a.cfg.Cache.Path)
 	}
-	seen := map[string]bool{}
-	var dirs []string
+	index := map[string]int{}
+	var dirs []installDir
 	for _, p := range paths {
-		dir := filepath.Dir(p)
-		if !seen[dir] {
-			seen[dir] = true
-			dirs = append(dirs, dir)
+		dir, name := filepath.Split(p)
+		dir = filepath.Clean(dir)
+		i, ok := index[dir]
+		if !ok {
+			i = len(dirs)
+			index[dir] = i
+			dirs = append(dirs, installDir{dir: dir})
 		}
+		dirs[i].names = append(dirs[i].names, name)
 	}
 	return dirs
 }

@@ -614,16 +614,19 @@ func mkdirAll(dir string) error {
 }
 
 // RemoveStale deletes the temporary files that a crashed agent left in dir:
-// regular files named TempPrefix + name + "." + digits. Backups and every
-// other file are left alone. It returns the paths it removed.
-func RemoveStale(dir string) ([]string, error) {
+// regular files named TempPrefix + name + "." + digits, for each of names
+// (base names of destinations), or for any name when none is given.
+// Backups and every other file are left alone; so are the temporary files
+// of other destinations, which another agent writing to the same directory
+// may be about to rename into place. It returns the paths it removed.
+func RemoveStale(dir string, names ...string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var removed []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !IsTemp(e.Name()) {
+		if !e.Type().IsRegular() || !IsTemp(e.Name()) || !tempOfAny(e.Name(), names) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -637,6 +640,21 @@ func RemoveStale(dir string) ([]string, error) {
 		}
 	}
 	return removed, nil
+}
+
+// tempOfAny reports whether temp, a temporary file's name, was made for one
+// of names; any name matches when names is empty.
+func tempOfAny(temp string, names []string) bool {
+	if len(names) == 0 {
+		return true
+	}
+	base := temp[len(TempPrefix):strings.LastIndexByte(temp, '.')]
+	for _, n := range names {
+		if n == base {
+			return true
+		}
+	}
+	return false
 }
 
 // IsTemp reports whether a file name is one of the agent's temporary files.
