@@ -98,8 +98,9 @@ func (t *Target) Reload(ctx context.Context) (string, error) {
 var ErrRefused = errors.New("refused to signal")
 
 // confirmPID reads the pid file now and returns its pid only if it is a
-// live process that can be the target: not 0, not 1, not this agent, and
-// named process_name when that is set.
+// live process that can be the target: a pid Linux can have, not 0, not 1,
+// not this agent, not a zombie, and named process_name when that is set
+// (without it, not started after the pid file was written).
 func (t *Target) confirmPID() (int, error) {
 	refuse := func(format string, args ...any) (int, error) {
 		return 0, fmt.Errorf("%w: pid_file %s: %s", ErrRefused, t.cfg.PIDFile, fmt.Sprintf(format, args...))
@@ -116,11 +117,16 @@ func (t *Target) confirmPID() (int, error) {
 	switch {
 	case pid <= 1:
 		return refuse("pid %d is never a target", pid)
+	case pid >= maxPID:
+		return refuse("%d is not a pid (Linux pids are below %d)", pid, maxPID)
 	case pid == os.Getpid():
 		return refuse("pid %d is this agent", pid)
 	}
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return refuse("no process %d (stale pid file)", pid)
+	}
+	if why := t.notTheTarget(pid); why != "" {
+		return refuse("%s", why)
 	}
 	if want := t.cfg.ProcessName; want != "" {
 		if got := processNames(pid); !contains(got, want) {

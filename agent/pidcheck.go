@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxPID bounds a pid read from a pid file. Linux pids stay below 2^22
+// (the most pid_max allows), and the kernel reads a pid as a 32-bit int:
+// a larger number would wrap, and 4294967295 is -1, which kill(2) takes
+// as every process the agent may signal.
+const maxPID = 1 << 22
+
+// clockTicks is USER_HZ, the unit of start times in /proc/PID/stat; Linux
+// fixes it at 100 for every architecture's userspace ABI.
+const clockTicks = 100
+
+// pidFileSlack allows for the coarse start time /proc gives (boot time in
+// whole seconds) when comparing it with the pid file's modification time.
+const pidFileSlack = 2 * time.Second
+
+// notTheTarget returns why pid, read from the target's pid file, cannot be
+// the program that wrote it, or "" when nothing says so: it has exited and
+// waits to be reaped (a zombie ignores signals), or, without process_name
+// to confirm it by name, it started after the pid file was last written
+// (a program writes its pid file after it starts, so the file is stale and
+// the pid was reused).
+func (t *Target) notTheTarget(pid int) string {
+	state, start, err := procStat(pid)
+	if err != nil {
+		return "" // no /proc: the other checks decide
+	}
+	if state == 'Z' {
+		return fmt.Sprintf("process %d has exited (a zombie not yet reaped)", pid)
+	}
+	if t.cfg.ProcessName != "" {
+		return ""
+	}
+	fi, err := os.Stat(t.cfg.PIDFile)
+	if err != nil {
+		return ""
+	}
+	if written := fi.ModTime(); start.After(written.Add(pidFileSlack)) {
+		return fmt.Sprintf("process %d started %s after the pid file was written (stale pid file; "+
+			"set process_name to confirm the program by name instead)", pid, start.Sub(written).Round(time.Second))
+	}
+	return ""
+}
+
+// procStat returns the state letter and start time of pid from /proc.
+func procStat(pid int) (state byte, start time.Time, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	// The command name in parentheses may hold spaces and ')': the fields
+	// after the last ')' are state (3rd field) ... starttime (22nd).
+	i := bytes.LastIndexByte(data, ')')
+	fields := strings.Fields(string(data[i+1:]))
+	if i < 0 || len(fields) < 20 || len(fields[0]) != 1 {
+		return 0, time.Time{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ticks, err := strconv.ParseInt(fields[19], 10, 64)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	boot, err := bootTime()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	since := time.Duration(ticks) * time.Second / clockTicks
+	return fields[0][0], boot.Add(since), nil
+}
+
+// bootTime reads when the machine booted from /proc/stat.
+func bootTime() (time.Time, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "btime "); ok {
+			sec, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("/proc/stat: btime: %w", err)
+			}
+			return time.Unix(sec, 0), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("/proc/stat: no btime line")
+}

@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfirmPIDHostileFiles feeds confirmPID pid files that must never
+// lead to a signal. It only calls confirmPID (whose probe is signal 0):
+// before the fix, "4294967295" passed every check and Reload would have
+// sent kill(-1, SIGHUP), the signal to every process on the machine.
+func TestConfirmPIDHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	sleep := startProcess(t, "sleep", "600")
+	self := strconv.Itoa(os.Getpid())
+
+	tests := []struct{ name, content, wantErr string }{
+		{"wraps to -1 (every process)", "4294967295", "not a pid"},
+		{"wraps to 1 (init)", "4294967297", "not a pid"},
+		{"wraps to this agent", strconv.Itoa(1<<32 + os.Getpid()), "not a pid"},
+		{"wraps to a live pid", strconv.Itoa(1<<32 + sleep.Process.Pid), "not a pid"},
+		{"negative", "-" + self, "never a target"},
+		{"minus one", "-1", "never a target"},
+		{"hex", "0x10", "does not hold a pid"},
+		{"two pids", strconv.Itoa(sleep.Process.Pid) + "\n" + self, "does not hold a pid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pidFile := writeFile(t, dir, "x.pid", tc.content)
+			target := &Target{cfg: ReloadConfig{Name: "t", PIDFile: pidFile}}
+			pid, err := target.confirmPID()
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("confirmPID() with %q = %d, %v; want ErrRefused containing %q", tc.content, pid, err, tc.wantErr)
+			}
+		})
+	}
+
+	t.Run("spaces around the pid", func(t *testing.T) {
+		pidFile := writeFile(t, dir, "x.pid", "  "+strconv.Itoa(sleep.Process.Pid)+" \n")
+		target := &Target{cfg: ReloadConfig{Name: "t", PIDFile: pidFile}}
+		if pid, err := target.confirmPID(); err != nil || pid != sleep.Process.Pid {
+			t.Fatalf("confirmPID() = %d, %v; want %d", pid, err, sleep.Process.Pid)
+		}
+	})
+}
+
+// TestReloadRefusesAZombie points the pid file at a child that exited
+// but was not reaped: signalling it reloads nothing, so it must be
+// refused, even with a matching process_name.
+func TestReloadRefusesAZombie(t *testing.T) {
+	zombie := exec.Command("true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer zombie.Wait()
+	pid := zombie.Process.Pid
+	eventually(t, 5*time.Second, func() string {
+		if alive(pid) {
+			return "true has not exited yet"
+		}
+		return ""
+	})
+
+	pidFile := writeFile(t, t.TempDir(), "true.pid", strconv.Itoa(pid))
+	target, err := NewTarget(ReloadConfig{Name: "t", PIDFile: pidFile, Signal: "SIGHUP", ProcessName: "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := target.Reload(context.Background()); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("Reload with the pid of a zombie = %v, want ErrRefused saying it exited", err)
+	}
+}
+
+// TestReloadRefusesAStalePIDFileWithoutProcessName writes a pid file, then
+// lets its pid belong to a program started later (a sleep, which SIGHUP
+// kills). No process_name is set, so only the pid file's age can tell:
+// a program writes its pid file after it starts, never before.
+func TestReloadRefusesAStalePIDFileWithoutProcessName(t *testing.T) {
+	sleep := startProcess(t, "sleep", "600")
+	pidFile := writeFile(t, t.TempDir(), "app.pid", strconv.Itoa(sleep.Process.Pid))
+	old := time.Now().Add(-time.Hour) // written by a program that died an hour ago
+	if err := os.Chtimes(pidFile, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	target, err := NewTarget(ReloadConfig{Name: "app", PIDFile: pidFile, Signal: "SIGHUP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = target.Reload(context.Background())
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "after the pid file was written") {
+		t.Errorf("Reload with a pid file older than its process = %v, want ErrRefused naming the stale pid file", err)
+	}
+	if !alive(sleep.Process.Pid) {
+		t.Fatalf("sleep %d, which started after the pid file was written, was signalled", sleep.Process.Pid)
+	}
+
+	// Once the program rewrites its pid file, it is signalled.
+	writeFile(t, filepath.Dir(pidFile), "app.pid", strconv.Itoa(sleep.Process.Pid))
+	if err := target.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload after the pid file was rewritten: %v", err)
+	}
+}
