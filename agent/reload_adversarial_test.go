@@ -73,7 +73,7 @@ func TestReloadRefusesAZombie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := target.Reload(context.Background()); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "exited") {
+	if _, err := target.Reload(context.Background()); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("Reload with the pid of a zombie = %v, want ErrRefused saying it exited", err)
 	}
 }
@@ -94,7 +94,7 @@ func TestReloadRefusesAStalePIDFileWithoutProcessName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = target.Reload(context.Background())
+	_, err = target.Reload(context.Background())
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "after the pid file was written") {
 		t.Errorf("Reload with a pid file older than its process = %v, want ErrRefused naming the stale pid file", err)
 	}
@@ -104,7 +104,7 @@ func TestReloadRefusesAStalePIDFileWithoutProcessName(t *testing.T) {
 
 	// Once the program rewrites its pid file, it is signalled.
 	writeFile(t, filepath.Dir(pidFile), "app.pid", strconv.Itoa(sleep.Process.Pid))
-	if err := target.Reload(context.Background()); err != nil {
+	if _, err := target.Reload(context.Background()); err != nil {
 		t.Fatalf("Reload after the pid file was rewritten: %v", err)
 	}
 }
