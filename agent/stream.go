@@ -142,7 +142,7 @@ func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *lat
 	retry := newRetryDelay(s.Backoff)
 	out := &outageLog{log: s.log(), every: s.summaryEvery}
 	conn := &connection{stream: s, client: client, put: slot.put, outage: out}
-	everDelivered, askedFallback := false, false
+	everDelivered, fallback := false, s.fallbackOnce(slot)
 
 	stopResync := s.startResync(ctx, client, slot)
 	defer stopResync()
@@ -156,17 +156,11 @@ func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *lat
 			retry.reset()
 			everDelivered = true
 		}
-		if !everDelivered && !askedFallback && s.Fallback != nil {
-			askedFallback = true
-			if snap, ok := s.Fallback(); ok {
-				slot.put(snap)
-			}
+		if !everDelivered {
+			fallback()
 		}
 
-		wait := retry.next()
-		// A server's retry: field is a floor for the delay, but never
-		// beyond backoff.max: a server must not park its clients for days.
-		wait = max(wait, min(conn.retryFloor, s.Backoff.Max.Duration))
+		wait := conn.nextDelay(retry)
 		out.failed(err, retry.failures, wait)
 		s.notify(StreamEvent{Err: err, Failures: retry.failures, RetryIn: wait})
 		if limit := s.Backoff.MaxRetries; limit > 0 && retry.failures >= limit {
@@ -177,6 +171,28 @@ func (s *Stream) connectLoop(ctx context.Context, client *http.Client, slot *lat
 			return ctx.Err()
 		}
 	}
+}
+
+// fallbackOnce returns a function that, the first time it is called,
+// offers Fallback's snapshot, if any, to slot.
+func (s *Stream) fallbackOnce(slot *latest[Snapshot]) func() {
+	asked := false
+	return func() {
+		if asked || s.Fallback == nil {
+			return
+		}
+		asked = true
+		if snap, ok := s.Fallback(); ok {
+			slot.put(snap)
+		}
+	}
+}
+
+// nextDelay counts a failure and returns the delay before the next try. A
+// server's retry: field is a floor, but never beyond backoff.max: a server
+// must not park its clients for days.
+func (c *connection) nextDelay(r *retryDelay) time.Duration {
+	return max(r.next(), min(c.retryFloor, c.stream.Backoff.Max.Duration))
 }
 
 // sleep waits for d and reports true, or false if ctx ends first.

@@ -1266,3 +1266,25 @@ func TestStreamRetryFieldIsAFloorUpToMax(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamFallbackWhileNeverConnected(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	})
+	cached, err := NewSnapshot(map[string]any{"from": "cache"}, "cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int64
+	s, _ := fastStream(url)
+	s.Fallback = func() (Snapshot, bool) { asked.Add(1); return cached, true }
+	run := startStream(t, s, nil)
+	eventually(t, 5*time.Second, run.hasFailures(3))
+	run.stop(t)
+	if got := run.snapshots(); len(got) != 1 || got[0].Origin != "cache" {
+		t.Errorf("handled %d snapshots, want the cached one", len(got))
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("Fallback asked %d times, want once", n)
+	}
+}
