@@ -71,8 +71,8 @@ func benchFile(b *testing.B, dir string, marker int) File {
 	return File{Path: filepath.Join(dir, "app.conf"), Content: content, Mode: 0o644, UID: -1, GID: -1}
 }
 
-func stageCommit(b *testing.B, f File) {
-	txn, err := Stage([]File{f})
+func stageCommit(b *testing.B, files ...File) {
+	txn, err := Stage(files)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -129,5 +129,22 @@ func BenchmarkStageCommit50Changed(b *testing.B) {
 			b.Fatal(err)
 		}
 		txn.Abort()
+	}
+}
+
+// BenchmarkStageCommit10OneChanged is the install of the latency
+// benchmark's update: ten destinations compared, one replaced.
+func BenchmarkStageCommit10OneChanged(b *testing.B) {
+	dir := b.TempDir()
+	files := make([]File, 10)
+	for n := range files {
+		content := fmt.Appendf(nil, "file %d\n%s", n, make([]byte, 2048))
+		files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("f%02d.conf", n)), Content: content, Mode: 0o644, UID: -1, GID: -1}
+	}
+	stageCommit(b, files...)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		files[0].Content = fmt.Appendf(nil, "file 0 update %d\n", i)
+		stageCommit(b, files...)
 	}
 }

@@ -28,9 +28,9 @@ type Burst struct {
 // runBurst posts n-1 updates from clients concurrent keep-alive
 // connections as fast as the server takes them, then the last one alone,
 // and times how long the last one takes to reach disk and the target.
-func runBurst(t *tools, n, clients int, minInterval time.Duration) (Burst, error) {
+func runBurst(t *tools, set string, n, clients int, minInterval time.Duration) (Burst, error) {
 	res := Burst{Updates: n, Clients: clients, MinInterval: minInterval.String()}
-	r, err := newRig(t, rigOptions{kind: "agent", n: n, minInterval: minInterval, conns: clients})
+	r, err := newRig(t, rigOptions{kind: "agent", n: n, minInterval: minInterval, conns: clients, templates: set})
 	if err != nil {
 		return res, err
 	}

@@ -69,13 +69,16 @@ func (b postBody) fill(seq int) []byte {
 	return bytes.Replace(b, []byte(markerPlaceholder), []byte(markerText(seq)), 1)
 }
 
-// The latency templates: ten files over the 100-key map. Each ranges over
-// the whole map, like an env file or an ini section would; only the first
-// prints the marker, so an update changes one file, as a one-setting change
-// usually does.
+// The latency templates: ten files over the 100-key map, only the first
+// of which prints the marker, so an update changes one file, as a
+// one-setting change usually does. In the "mixed" set, the default, they
+// are shaped like the templates shipped in templates/: the first ranges
+// over the whole map (app.env), the other nine name eleven keys each
+// (app.ini, nginx.conf). In the "range" set every file ranges over the
+// whole map, a thousand lines rendered per update.
 const (
 	markerTemplate = "# file 0 of env {{.Env}}\n{{range $k, $v := .Settings}}{{$k}} = {{$v}}\n{{end}}"
-	otherTemplate  = "# file %d of env {{.Env}}\n{{range $k, $v := .Settings}}{{if ne $k \"marker\"}}{{$k}} = {{$v}}\n{{end}}{{end}}"
+	rangeTemplate  = "# file %d of env {{.Env}}\n{{range $k, $v := .Settings}}{{if ne $k \"marker\"}}{{$k}} = {{$v}}\n{{end}}{{end}}"
 )
 
 // agentSetup describes one agent config to write.
@@ -115,11 +118,22 @@ func (s agentSetup) write() (string, error) {
 	return path, writeFile(path, b.String())
 }
 
-// latencyTemplates returns the ten templates; t00.conf holds the marker.
-func latencyTemplates() map[string]string {
+// latencyTemplates returns the ten templates of a set, "mixed" or
+// "range"; t00.conf holds the marker.
+func latencyTemplates(set string) map[string]string {
 	m := map[string]string{"t00.conf": markerTemplate}
 	for i := 1; i < 10; i++ {
-		m[fmt.Sprintf("t%02d.conf", i)] = fmt.Sprintf(otherTemplate, i)
+		name := fmt.Sprintf("t%02d.conf", i)
+		if set == "range" {
+			m[name] = fmt.Sprintf(rangeTemplate, i)
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "; file %d of env {{.Env}}\n[section%d]\n", i, i)
+		for k := (i - 1) * 11; k < i*11; k++ {
+			fmt.Fprintf(&b, "key%06d = {{.Settings.key%06d}}\n", k, k)
+		}
+		m[name] = b.String()
 	}
 	return m
 }

@@ -35,9 +35,9 @@ type procSample struct {
 
 // runIdle starts an agent on a server with 1 s keep-alives, lets it
 // settle, then measures it for d.
-func runIdle(t *tools, d time.Duration) (Idle, error) {
+func runIdle(t *tools, set string, d time.Duration) (Idle, error) {
 	res := Idle{Seconds: d.Seconds(), KeepAlive: "1s"}
-	r, err := newRig(t, rigOptions{kind: "agent", keepAlive: time.Second})
+	r, err := newRig(t, rigOptions{kind: "agent", keepAlive: time.Second, templates: set})
 	if err != nil {
 		return res, err
 	}

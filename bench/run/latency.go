@@ -19,12 +19,13 @@ type Round struct {
 
 // Latency is the update-latency part of the results.
 type Latency struct {
-	Updates int     `json:"updates"`
-	Rate    int     `json:"rate_per_s"`
-	Rounds  []Round `json:"rounds"`
-	Agent   Pair    `json:"agent_median"`
-	Floor   Pair    `json:"floor_median"`
-	Ratios  Ratios  `json:"ratios"` // median over rounds of agent / floor
+	Templates string  `json:"templates"` // "mixed" or "range", see latencyTemplates
+	Updates   int     `json:"updates"`
+	Rate      int     `json:"rate_per_s"`
+	Rounds    []Round `json:"rounds"`
+	Agent     Pair    `json:"agent_median"`
+	Floor     Pair    `json:"floor_median"`
+	Ratios    Ratios  `json:"ratios"` // median over rounds of agent / floor
 }
 
 // Pair holds the file and SIGHUP latencies of one subject.
@@ -43,11 +44,11 @@ type Ratios struct {
 
 // runLatency runs rounds of agent then floor, interleaved, each posting
 // n updates at rate per second.
-func runLatency(t *tools, rounds, n, rate int, logf func(string, ...any)) (Latency, error) {
-	res := Latency{Updates: n, Rate: rate}
+func runLatency(t *tools, set string, rounds, n, rate int, logf func(string, ...any)) (Latency, error) {
+	res := Latency{Templates: set, Updates: n, Rate: rate}
 	for i := range rounds {
 		for _, kind := range []string{"agent", "floor"} {
-			r, err := latencyRound(t, kind, n, rate)
+			r, err := latencyRound(t, set, kind, n, rate)
 			if err != nil {
 				return res, fmt.Errorf("latency round %d, %s: %w", i+1, kind, err)
 			}
@@ -61,8 +62,8 @@ func runLatency(t *tools, rounds, n, rate int, logf func(string, ...any)) (Laten
 	return res, nil
 }
 
-func latencyRound(t *tools, kind string, n, rate int) (Round, error) {
-	r, err := newRig(t, rigOptions{kind: kind, n: n})
+func latencyRound(t *tools, set, kind string, n, rate int) (Round, error) {
+	r, err := newRig(t, rigOptions{kind: kind, n: n, templates: set})
 	if err != nil {
 		return Round{}, err
 	}

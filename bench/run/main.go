@@ -44,6 +44,7 @@ type options struct {
 	benchtime   string
 	only        string
 	bin         string
+	templates   string
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "idle measurement period")
 	flag.StringVar(&o.benchtime, "benchtime", "500ms", "go test -benchtime for the Go benchmarks")
 	flag.StringVar(&o.only, "only", "gobench,latency,idle,burst,size", "comma-separated parts to run")
+	flag.StringVar(&o.templates, "templates", "mixed", "latency, burst and idle templates: mixed (one ranges over the map, nine name keys) or range (all ten range)")
 	flag.StringVar(&o.bin, "bin", "", "use the programs in this directory instead of building them (to compare builds)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -119,12 +121,12 @@ func runParts(root string, t *tools, o options, parts map[string]bool, res *Resu
 		go func() {
 			defer wg.Done()
 			logf("idle: measuring an agent for %s, concurrently with the latency rounds", o.idle)
-			res.Idle, idleErr = runIdle(t, o.idle)
+			res.Idle, idleErr = runIdle(t, o.templates, o.idle)
 			logf("idle done: CPU %.3f%%, RSS %d KiB", res.Idle.CPUPercent, res.Idle.RSSKiB)
 		}()
 	}
 	if parts["latency"] {
-		res.Latency, err = runLatency(t, o.rounds, o.updates, o.rate, logf)
+		res.Latency, err = runLatency(t, o.templates, o.rounds, o.updates, o.rate, logf)
 	}
 	wg.Wait()
 	if err != nil {
@@ -136,7 +138,7 @@ func runParts(root string, t *tools, o options, parts map[string]bool, res *Resu
 
 	if parts["burst"] {
 		logf("burst: %d updates from %d clients", o.burst, o.clients)
-		if res.Burst, err = runBurst(t, o.burst, o.clients, o.minInterval); err != nil {
+		if res.Burst, err = runBurst(t, o.templates, o.burst, o.clients, o.minInterval); err != nil {
 			return fmt.Errorf("burst: %w", err)
 		}
 	}

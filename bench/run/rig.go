@@ -33,6 +33,7 @@ type rigOptions struct {
 	keepAlive   time.Duration // server keep-alive period
 	minInterval time.Duration // agent reload min_interval
 	conns       int           // concurrent POST connections kept alive
+	templates   string        // latency template set: "mixed" or "range"
 }
 
 const benchEnv = "bench"
@@ -103,7 +104,7 @@ func (r *rig) startSubject(t *tools, o rigOptions, outDir, dest string) error {
 		return err
 	}
 	setup := agentSetup{dir: r.dir, outDir: outDir, serverURL: r.srv.url, env: benchEnv,
-		templates: latencyTemplates(), pidFile: r.recv.pidFile, minInterval: o.minInterval}
+		templates: latencyTemplates(o.templates), pidFile: r.recv.pidFile, minInterval: o.minInterval}
 	config, err := setup.write()
 	if err != nil {
 		return err
