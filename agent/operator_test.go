@@ -2,7 +2,9 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -412,5 +414,56 @@ func TestIdleIsQuietAtInfo(t *testing.T) {
 		if e.ContextMap()["env"] != "dev" {
 			t.Errorf("info line %q has no env field: %v", e.Message, e.ContextMap())
 		}
+	}
+}
+
+// TestReloadConfig drives ReloadConfig as SIGHUP does: a good config with
+// a new template renders it at once from the last settings without a
+// reconnect; a bad one is refused and the old one stays in force; a new
+// env reconnects.
+func TestReloadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cs, url := startServer(t, "dev", map[string]any{"port": 1})
+	post(t, cs, "prod", map[string]any{"port": 2})
+	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
+	first, second := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
+	text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\nsource = %q\ndestination = %q\n", url, tmpl, first)
+	path := writeFile(t, dir, "sseconfd.toml", text)
+	log, logs := observedLogger()
+	a, err := Load(path, log, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(first, "port=1\n"))
+	ctx := context.Background()
+
+	text += fmt.Sprintf("[[template]]\nsource = %q\ndestination = %q\n", tmpl, second)
+	writeFile(t, dir, "sseconfd.toml", text)
+	if _, err := a.ReloadConfig(ctx, path); err != nil {
+		t.Fatalf("ReloadConfig with a good config: %v", err)
+	}
+	eventually(t, 10*time.Second, fileHas(second, "port=1\n"))
+	if n := logs.FilterMessage("connected").Len(); n != 1 {
+		t.Errorf("%d connects after a reload that kept [source], want 1", n)
+	}
+
+	writeFile(t, dir, "sseconfd.toml", "[source]\nurl = 1\n")
+	_, err = a.ReloadConfig(ctx, path)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "source.url: want a string") {
+		t.Fatalf("ReloadConfig with a bad config = %v, want a ConfigError naming source.url", err)
+	}
+	post(t, cs, "dev", map[string]any{"port": 3})
+	eventually(t, 10*time.Second, fileHas(second, "port=3\n"))
+
+	writeFile(t, dir, "sseconfd.toml", strings.Replace(text, `env = "dev"`, `env = "prod"`, 1))
+	if _, err := a.ReloadConfig(ctx, path); err != nil {
+		t.Fatalf("ReloadConfig with a new env: %v", err)
+	}
+	eventually(t, 10*time.Second, fileHas(first, "port=2\n"))
+	eventually(t, 10*time.Second, fileHas(second, "port=2\n"))
+	if n := logs.FilterMessage("connected").Len(); n != 2 {
+		t.Errorf("%d connects after a reload that changed the env, want 2", n)
 	}
 }

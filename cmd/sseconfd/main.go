@@ -28,6 +28,7 @@ Usage:
   sseconfd version                 print version and build information
 
 Run "sseconfd COMMAND -h" for a command's flags.
+Signals (run): SIGTERM or SIGINT stop it; SIGHUP re-reads the config and templates.
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
 `
 
