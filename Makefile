@@ -3,10 +3,19 @@ GO      ?= go
 BIN     ?= bin
 PREFIX  ?= /usr/local
 DESTDIR ?=
-SYSCONFDIR ?= /etc
-UNITDIR ?= /etc/systemd/system
+# A system prefix puts the config in /etc and the unit where systemd looks
+# for it; any other prefix (a trial install) keeps everything under it.
+ifneq ($(filter /usr /usr/local,$(PREFIX)),)
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+UNITDIR       ?= /etc/systemd/system
+else
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= $(PREFIX)/var
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+endif
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+LDFLAGS := -X main.version=$(VERSION) -X main.defaultConfig=$(SYSCONFDIR)/sseconfd/sseconfd.toml
 
 SHELL   := /bin/bash
 
@@ -40,7 +49,8 @@ install: build
 	for f in templates/*.tmpl; do \
 		test -e $(DESTDIR)$(SYSCONFDIR)/sseconfd/$$f || install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/sseconfd/templates/; \
 	done
-	sed 's|/etc/sseconfd/|$(SYSCONFDIR)/sseconfd/|g' systemd/sseconfd.toml > $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml.example
+	sed -e 's|/etc/sseconfd/|$(SYSCONFDIR)/sseconfd/|g' -e 's|/var/lib/sseconfd/|$(LOCALSTATEDIR)/lib/sseconfd/|g' \
+		systemd/sseconfd.toml > $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml.example
 	test -e $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml || \
 		install -m 0644 $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml.example $(DESTDIR)$(SYSCONFDIR)/sseconfd/sseconfd.toml
 	sed -e 's|/usr/local/bin/sseconfd|$(PREFIX)/bin/sseconfd|g' -e 's|/etc/sseconfd/|$(SYSCONFDIR)/sseconfd/|g' \

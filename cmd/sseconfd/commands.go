@@ -19,8 +19,6 @@ import (
 	"github.com/sseconfd/sseconfd/render"
 )
 
-const defaultConfig = "/etc/sseconfd/sseconfd.toml"
-
 // daemonFlags are the flags shared by run and once.
 type daemonFlags struct {
 	config    string

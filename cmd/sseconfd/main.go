@@ -17,6 +17,10 @@ const (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// defaultConfig is the -config default; "make install" sets it to the
+// installed config with -ldflags "-X main.defaultConfig=...".
+var defaultConfig = "/etc/sseconfd/sseconfd.toml"
+
 const usage = `sseconfd keeps configuration files in step with a config-server-sse stream.
 
 Usage:

@@ -532,3 +532,32 @@ func TestRunDryRun(t *testing.T) {
 		t.Errorf("run -dry-run logged a setting value:\n%s", d.logs())
 	}
 }
+
+// TestMakeInstallTrialPrefix installs under a prefix that is not a system
+// one: everything lands under it, and the installed binary's -config
+// default is the installed config.
+func TestMakeInstallTrialPrefix(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed; skipping the install test")
+	}
+	prefix := filepath.Join(t.TempDir(), "prefix")
+	cmd := exec.Command("make", "-s", "install", "PREFIX="+prefix, "BIN="+filepath.Join(t.TempDir(), "bin"))
+	cmd.Dir = "../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install PREFIX=%s: %v\n%s", prefix, err, out)
+	}
+	config := filepath.Join(prefix, "etc/sseconfd/sseconfd.toml")
+	for _, f := range []string{"bin/sseconfd", "lib/systemd/system/sseconfd.service", "etc/sseconfd/sseconfd.toml", "etc/sseconfd/templates/app.ini.tmpl"} {
+		if _, err := os.Stat(filepath.Join(prefix, f)); err != nil {
+			t.Errorf("make install PREFIX=%s did not install %s: %v", prefix, f, err)
+		}
+	}
+	example, _ := os.ReadFile(config)
+	if !bytes.Contains(example, []byte(prefix+"/etc/sseconfd/templates/app.ini.tmpl")) || !bytes.Contains(example, []byte(prefix+"/var/lib/sseconfd/dev.json")) {
+		t.Errorf("installed config does not point into the prefix:\n%s", example)
+	}
+	out, _ := exec.Command(filepath.Join(prefix, "bin/sseconfd"), "validate", "-h").Output()
+	if !bytes.Contains(out, []byte("(default "+config+")")) {
+		t.Errorf("installed sseconfd's -config default is not %s:\n%s", config, out)
+	}
+}
