@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	sse "github.com/tmaxmax/go-sse"
 	"go.yaml.in/yaml/v3"
@@ -83,8 +84,8 @@ func (s *Server) LoadDir(dir string) error {
 		if err != nil {
 			return err
 		}
-		var settings map[string]any
-		if err := yaml.Unmarshal(data, &settings); err != nil {
+		settings, err := decodeYAML(data)
+		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if settings == nil {
@@ -97,6 +98,32 @@ func (s *Server) LoadDir(dir string) error {
 		s.Set(env, raw)
 	}
 	return nil
+}
+
+// decodeYAML decodes a settings file. An unquoted date stays the text it
+// is, as config-server-sse's YAML reader has no timestamp type: yaml.v3
+// alone would make 2024-01-02 a time and send "2024-01-02T00:00:00Z".
+func decodeYAML(data []byte) (map[string]any, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	datesAsText(&doc)
+	var settings map[string]any
+	if err := doc.Decode(&settings); err != nil {
+		return nil, err
+	}
+	return settings, nil
+}
+
+// datesAsText tags every timestamp scalar under n as a string.
+func datesAsText(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!timestamp" {
+		n.Tag = "!!str"
+	}
+	for _, c := range n.Content {
+		datesAsText(c)
+	}
 }
 
 // Set stores settings (a JSON object) as env's new version and broadcasts
@@ -168,6 +195,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		delete(e.subs, ch)
+		if len(e.subs) == 0 && len(e.history) == 0 {
+			delete(s.envs, env) // asked for but never posted: forget the name
+		}
 		s.mu.Unlock()
 	}()
 
@@ -233,6 +263,11 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Env == "" || len(body.Settings) == 0 || body.Settings[0] != '{' {
 		http.Error(w, `body must be {"env": "...", "settings": {...}}`, http.StatusBadRequest)
+		return
+	}
+	if !utf8.Valid(body.Settings) {
+		// encoding/json would store U+FFFD in place of the bad bytes.
+		http.Error(w, "invalid settings: not valid UTF-8", http.StatusBadRequest)
 		return
 	}
 	if _, err := canonical(body.Settings); err != nil {
