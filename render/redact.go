@@ -124,7 +124,7 @@ func Redact(msg string, settings map[string]any) string {
 
 // redactValues replaces, longest first and ignoring letter case, every
 // form the text of a string or number in settings takes in a message: as
-// is, escaped as Go, JSON or package time quote it, and each longer line
+// is, escaped as Go, JSON, package time or Python quote it, and each longer line
 // of a value of several lines (a PEM key that a command echoes line by
 // line). Values shorter than two characters and booleans are kept: they
 // are no secret and replacing them would garble the message.
@@ -155,7 +155,9 @@ func redactValues(s string, settings map[string]any) string {
 // textForms returns t as is, its escaped forms, and its lines of eight
 // characters or more when it has several.
 func textForms(t string) []string {
-	forms := []string{t, unquoted(strconv.Quote(t)), unquoted(strconv.QuoteToASCII(t)), timeEscape(t)}
+	backslashed := strings.ReplaceAll(t, `\`, `\\`) // Python's repr, shell-style quoting
+	forms := []string{t, unquoted(strconv.Quote(t)), unquoted(strconv.QuoteToASCII(t)), timeEscape(t),
+		backslashed, strings.ReplaceAll(backslashed, `'`, `\'`)}
 	if j, err := json.Marshal(t); err == nil {
 		forms = append(forms, unquoted(string(j)))
 	}
