@@ -10,8 +10,9 @@ import (
 )
 
 // funcMap is the text/template built-ins plus sprig, with these changes:
-// index fails on a missing map key and required fails the render with a
-// message. Parse adds the print guard used by guardPrints.
+// index fails on a missing map key, required fails the render with a
+// message, and the functions whose cost grows with a count are bounded
+// (see ErrTooLarge). Parse adds the print guard used by guardPrints.
 func funcMap() template.FuncMap {
 	m := sprig.TxtFuncMap()
 	// sprig's env and expandenv would let a template read the agent's own
@@ -20,6 +21,7 @@ func funcMap() template.FuncMap {
 	delete(m, "expandenv")
 	m["index"] = strictIndex
 	m["required"] = required
+	boundedFuncs(m)
 	return m
 }
 

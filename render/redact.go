@@ -12,19 +12,25 @@ import (
 
 // RenderError is a failed template execution. Its message is Go's, with
 // every setting value that it quoted replaced by "<redacted>", so it can be
-// logged. Unwrap yields ErrMissingValue when a key, null or index was missing.
+// logged. Unwrap yields ErrMissingValue when a key, null or index was
+// missing, ErrTooLarge when the output or a count was over the bounds.
 type RenderError struct {
 	Template string // source path of the template
 	Msg      string // redacted message
 	missing  bool
+	tooLarge bool
 }
 
 func (e *RenderError) Error() string { return e.Msg }
 
-// Unwrap returns ErrMissingValue for a missing key, null or index miss.
+// Unwrap returns ErrMissingValue for a missing key, null or index miss,
+// and ErrTooLarge for output or a count over the bounds.
 func (e *RenderError) Unwrap() error {
-	if e.missing {
+	switch {
+	case e.missing:
 		return ErrMissingValue
+	case e.tooLarge:
+		return ErrTooLarge
 	}
 	return nil
 }
@@ -43,11 +49,12 @@ const redacted = "<redacted>"
 func redact(name string, err error, settings map[string]any, source string) error {
 	msg := err.Error()
 	missing := errors.Is(err, ErrMissingValue) || strings.Contains(msg, "map has no entry for key")
+	tooLarge := errors.Is(err, ErrTooLarge)
 
 	head, tail := splitAtAction(msg)
 	tail = redactValues(tail, settings)
 	tail = redactForeignText(tail, source, settings)
-	return &RenderError{Template: name, Msg: head + tail, missing: missing}
+	return &RenderError{Template: name, Msg: head + tail, missing: missing, tooLarge: tooLarge}
 }
 
 // splitAtAction splits `template: f:3:5: executing "f" at <.x>: why` after

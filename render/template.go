@@ -86,15 +86,20 @@ func (o options) parse(name, text string, guard bool) (*template.Template, error
 	if o.zeroMissing {
 		delete(funcs, "index") // Go's own index gives nil for a missing key
 	}
+	funcs[boundRangeFunc] = boundRange
 	t, err := template.New(name).
 		Option(missingKey).
 		Funcs(funcs).
 		Parse(text)
-	if err != nil || !guard {
-		return t, err
+	if err != nil {
+		return nil, err
 	}
 	for _, tt := range t.Templates() {
-		if tt.Tree != nil {
+		if tt.Tree == nil {
+			continue
+		}
+		boundRanges(tt.Tree.Root)
+		if guard {
 			guardPrints(tt.Tree.Root)
 		}
 	}
@@ -105,8 +110,10 @@ func (o options) parse(name, text string, guard bool) (*template.Template, error
 var noValue = []byte("<no value>")
 
 // Render executes the template against data. A missing key, a null printed
-// as a value or an index miss is an error wrapping ErrMissingValue; the
-// error names the template, line and key and never quotes a setting value.
+// as a value or an index miss is an error wrapping ErrMissingValue; output
+// over MaxOutput, or a count over MaxCount (range over an integer, until,
+// repeat...), is one wrapping ErrTooLarge. The error names the template,
+// line and key and never quotes a setting value.
 //
 // The template runs as written first. Only when that fails, or its output
 // holds "<no value>" (a nil printed, or a setting whose text it is), does
@@ -114,7 +121,8 @@ var noValue = []byte("<no value>")
 // check costs a reflective call per value, too much for every update.
 func (t *Template) Render(data Data) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := t.fast.Execute(&buf, data); err == nil && !bytes.Contains(buf.Bytes(), noValue) {
+	out := &cappedWriter{buf: &buf, max: MaxOutput}
+	if err := t.fast.Execute(out, data); err == nil && !bytes.Contains(buf.Bytes(), noValue) {
 		return buf.Bytes(), nil
 	}
 
@@ -123,7 +131,7 @@ func (t *Template) Render(data Data) ([]byte, error) {
 		t.guarded, _ = t.opts.parse(t.name, t.text, true)
 	})
 	buf.Reset()
-	if err := t.guarded.Execute(&buf, data); err != nil {
+	if err := t.guarded.Execute(out, data); err != nil {
 		return nil, redact(t.name, err, data.Settings, t.text)
 	}
 	return buf.Bytes(), nil

@@ -1,0 +1,202 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"text/template/parse"
+)
+
+// ErrTooLarge reports that a render would have produced more than
+// MaxOutput bytes, or that a count (range over an integer, until, repeat,
+// seq, indent, the rand functions) was over MaxCount or would have built
+// more than MaxOutput bytes. It is wrapped in the render error.
+//
+// The bounds exist because counts come from settings: workers = 2e10
+// turned "range until .Settings.workers" into a fatal out-of-memory error
+// (the daemon died, restarted, rendered the cached settings and died
+// again) and "range .Settings.workers" into hours of CPU in the apply loop.
+var ErrTooLarge = errors.New("too large")
+
+// MaxOutput is the most bytes one template may render.
+const MaxOutput = 64 << 20
+
+// MaxCount is the largest count a template may loop over or build a list of.
+const MaxCount = 1 << 20
+
+// cappedWriter is a bytes.Buffer that refuses to grow past max.
+type cappedWriter struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (w *cappedWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > w.max {
+		return 0, fmt.Errorf("rendered output over %d MiB: %w", w.max>>20, ErrTooLarge)
+	}
+	return w.buf.Write(p)
+}
+
+const boundRangeFunc = "_sseconfd_bound_range"
+
+// boundRanges makes every range pass the value it ranges over through
+// boundRange first, so that a range over a huge integer fails at once.
+func boundRanges(n parse.Node) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			boundRanges(c)
+		}
+	case *parse.RangeNode:
+		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Args: []parse.Node{
+			&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Ident: boundRangeFunc},
+		}})
+		boundRanges(n.List)
+		boundRanges(n.ElseList)
+	case *parse.IfNode:
+		boundRanges(n.List)
+		boundRanges(n.ElseList)
+	case *parse.WithNode:
+		boundRanges(n.List)
+		boundRanges(n.ElseList)
+	}
+}
+
+// boundRange passes v on unless it is an integer over MaxCount.
+func boundRange(v any) (any, error) {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if rv.Int() > MaxCount {
+			return nil, countError("range")
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if rv.Uint() > MaxCount {
+			return nil, countError("range")
+		}
+	}
+	return v, nil
+}
+
+func countError(fn string) error {
+	return fmt.Errorf("%s over %d items (a count from settings?): %w", fn, MaxCount, ErrTooLarge)
+}
+
+// boundedFuncs replaces sprig's functions in m whose cost grows with a count
+// argument by versions that refuse a count over MaxCount or a result over
+// MaxOutput bytes.
+func boundedFuncs(m map[string]any) {
+	until := m["until"].(func(int) []int)
+	untilStep := m["untilStep"].(func(int, int, int) []int)
+	seq := m["seq"].(func(...int) string)
+	indent := m["indent"].(func(int, string) string)
+	nindent := m["nindent"].(func(int, string) string)
+
+	m["until"] = func(n int) ([]int, error) {
+		if err := checkCount("until", span(0, n, 1)); err != nil {
+			return nil, err
+		}
+		return until(n), nil
+	}
+	m["untilStep"] = func(start, stop, step int) ([]int, error) {
+		if err := checkCount("untilStep", span(start, stop, step)); err != nil {
+			return nil, err
+		}
+		return untilStep(start, stop, step), nil
+	}
+	m["seq"] = func(params ...int) (string, error) {
+		if err := checkCount("seq", seqSpan(params)); err != nil {
+			return "", err
+		}
+		return seq(params...), nil
+	}
+	m["repeat"] = func(count int, s string) (string, error) {
+		if err := checkBytes("repeat", count, len(s)); err != nil {
+			return "", err
+		}
+		return strings.Repeat(s, count), nil
+	}
+	m["indent"] = func(spaces int, s string) (string, error) {
+		if err := checkBytes("indent", spaces, bytes.Count([]byte(s), []byte("\n"))+1); err != nil {
+			return "", err
+		}
+		return indent(spaces, s), nil
+	}
+	m["nindent"] = func(spaces int, s string) (string, error) {
+		if err := checkBytes("nindent", spaces, bytes.Count([]byte(s), []byte("\n"))+1); err != nil {
+			return "", err
+		}
+		return nindent(spaces, s), nil
+	}
+	for _, name := range []string{"randAlphaNum", "randAlpha", "randAscii", "randNumeric"} {
+		f := m[name].(func(int) string)
+		m[name] = func(n int) (string, error) {
+			if err := checkBytes(name, n, 1); err != nil {
+				return "", err
+			}
+			return f(n), nil
+		}
+	}
+	randBytes := m["randBytes"].(func(int) (string, error))
+	m["randBytes"] = func(n int) (string, error) {
+		if err := checkBytes("randBytes", n, 2); err != nil {
+			return "", err
+		}
+		return randBytes(n)
+	}
+}
+
+// span is how many items a count from start to stop by step makes.
+func span(start, stop, step int) int64 {
+	if step == 0 {
+		return 0
+	}
+	d := int64(stop) - int64(start)
+	if (d > 0) != (step > 0) {
+		return 0
+	}
+	return d / int64(step)
+}
+
+// seqSpan is span for seq's one, two or three parameters.
+func seqSpan(p []int) int64 {
+	first, inc, last := 1, 1, 0
+	switch len(p) {
+	case 1:
+		last = p[0]
+	case 2:
+		first, last = p[0], p[1]
+	case 3:
+		first, inc, last = p[0], p[1], p[2]
+	default:
+		return 0
+	}
+	d := int64(last) - int64(first)
+	if d < 0 {
+		d = -d
+	}
+	if inc < 0 {
+		inc = -inc
+	}
+	return d / int64(max(inc, 1))
+}
+
+func checkCount(fn string, n int64) error {
+	if n > MaxCount {
+		return countError(fn)
+	}
+	return nil
+}
+
+// checkBytes refuses a result of count pieces of size bytes over MaxOutput.
+func checkBytes(fn string, count, size int) error {
+	if count > 0 && int64(count)*int64(max(size, 1)) > MaxOutput {
+		return fmt.Errorf("%s would build over %d MiB: %w", fn, MaxOutput>>20, ErrTooLarge)
+	}
+	return nil
+}
