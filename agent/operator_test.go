@@ -467,3 +467,43 @@ func TestReloadConfig(t *testing.T) {
 		t.Errorf("%d connects after a reload that changed the env, want 2", n)
 	}
 }
+
+// TestReloadConfigReloadsAFixedTarget: a reload fails, the operator fixes
+// the [[reload]] and sends SIGHUP; the files are current, yet the program
+// must now be told.
+func TestReloadConfigReloadsAFixedTarget(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"port": 1})
+	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
+	marker := filepath.Join(dir, "reloaded")
+	config := func(command string) string {
+		return fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\nsource = %q\ndestination = %q\nreload = \"app\"\n"+
+			"[[reload]]\nname = \"app\"\ncommand = %q\n", url, tmpl, filepath.Join(dir, "a.conf"), command)
+	}
+	path := writeFile(t, dir, "sseconfd.toml", config("exit 1"))
+	log, logs := observedLogger()
+	a, err := Load(path, log, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	eventually(t, 10*time.Second, func() string {
+		if logs.FilterMessage("reload failed").Len() == 0 {
+			return "no failed reload yet"
+		}
+		return ""
+	})
+
+	writeFile(t, dir, "sseconfd.toml", config("echo reload >> "+marker))
+	if _, err := a.ReloadConfig(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, e := range logs.All() {
+				t.Logf("%s %s %v", e.Level, e.Message, e.ContextMap())
+			}
+		}
+	})
+	eventually(t, 10*time.Second, fileHas(marker, "reload\n"))
+}

@@ -82,7 +82,33 @@ func (a *Agent) adopt(ctx context.Context, n *Agent) {
 	a.log.Info("config reloaded", zap.String("file", n.cfg.path), zap.Int("templates", len(n.templates)),
 		zap.Bool("reconnect", a.stale.stream))
 	if a.last != nil {
+		since := time.Now()
 		a.applyAndLog(ctx, *a.last)
+		a.reloadChangedTargets(ctx, oldTargets, since)
+	}
+}
+
+// reloadChangedTargets reloads once every signal or command target whose
+// [[reload]] changed and that was not reloaded since, once files have been
+// applied: after a reload was refused (a wrong pid_file or process_name),
+// fixing the config and sending SIGHUP must reach the program, although
+// its files are already current. min_interval still applies.
+func (a *Agent) reloadChangedTargets(ctx context.Context, old map[string]*Target, since time.Time) {
+	if a.applied == "" || a.opts.DryRun {
+		return
+	}
+	var changed []*Target
+	for _, t := range a.sortedTargets() {
+		if old[t.Name()] != t && t.cfg.Exec == "" && t.lastReload.Before(since) && !t.deferred {
+			changed = append(changed, t)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	reloaded, deferred := a.reloadAll(ctx, changed)
+	if len(reloaded)+len(deferred) > 0 {
+		a.log.Info("reloaded targets whose config changed", zap.Strings("reloaded", reloaded), zap.Strings("deferred", deferred))
 	}
 }
 
