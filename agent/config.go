@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -309,6 +310,33 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// checkSourceURL returns what is wrong with a source.url, or "". The
+// message never quotes the URL: it may hold a password. A query or a
+// fragment is refused: the agent appends /sse/{env} to the URL, and a
+// token in a query would be logged with every failed connect.
+func checkSourceURL(raw string) string {
+	if !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") {
+		return "want an http:// or https:// URL"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) && strings.Contains(uerr.Err.Error(), "invalid port") {
+			return "not a valid URL: the port is not a number"
+		}
+		return "not a valid URL (check the host and any %-escapes)"
+	}
+	switch {
+	case u.Host == "":
+		return "want a host, e.g. \"http://127.0.0.1:8080\""
+	case u.RawQuery != "" || u.ForceQuery:
+		return "want no query (\"?...\"): the agent appends /sse/{env}; put a token in source.token_file"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "want no fragment (\"#...\")"
+	}
+	return ""
+}
+
 // resyncDefault applies when resync_interval is absent; "0s" turns resync off.
 const resyncDefault = 5 * time.Minute
 
@@ -319,8 +347,8 @@ func (c *Config) validate() []error {
 	}
 	if c.Source.URL == "" {
 		bad("source.url", "required: the config server's base URL, e.g. \"http://127.0.0.1:8080\"")
-	} else if !strings.HasPrefix(c.Source.URL, "http://") && !strings.HasPrefix(c.Source.URL, "https://") {
-		bad("source.url", "want an http:// or https:// URL")
+	} else if why := checkSourceURL(c.Source.URL); why != "" {
+		bad("source.url", "%s", why)
 	}
 	if c.Source.Env == "" {
 		bad("source.env", "required: the environment to follow, e.g. \"dev\"")

@@ -1,0 +1,45 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestSourceURLCheckedAtLoad gives source.url values that used to pass
+// validate and fail only at connect time, with the whole URL (password
+// and query included) in every log line of every retry. Each must be a
+// config error that names the key and quotes no secret part of the URL.
+func TestSourceURLCheckedAtLoad(t *testing.T) {
+	tests := []struct{ name, url, wantErr string }{
+		{"bad port", "http://u:SECRETPW@127.0.0.1:99x", "port"},
+		{"bad escape in the password", "http://u:SECRET%zzPW@127.0.0.1:1", "not a valid URL"},
+		{"query (a token?)", "http://127.0.0.1:1/?token=SECRETQ", "query"},
+		{"fragment", "http://127.0.0.1:1/#SECRETF", "fragment"},
+		{"no host", "http:///sse", "host"},
+		{"space in host", "http://exa mple.com", "not a valid URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n", tc.url)
+			_, err := ParseConfig("sseconfd.toml", []byte(text))
+			if err == nil {
+				t.Fatalf("ParseConfig with url = %q: no error", tc.url)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "source.url") || !strings.Contains(msg, tc.wantErr) {
+				t.Errorf("ParseConfig with url = %q: %v, want source.url and %q", tc.url, msg, tc.wantErr)
+			}
+			if strings.Contains(msg, "SECRET") {
+				t.Errorf("ParseConfig with url = %q: error quotes a secret part: %s", tc.url, msg)
+			}
+		})
+	}
+
+	for _, ok := range []string{"http://127.0.0.1:8080", "https://config.example.com/base/", "http://u:p@[::1]:80"} {
+		text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n", ok)
+		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), "source.url") {
+			t.Errorf("ParseConfig with url = %q: %v", ok, err)
+		}
+	}
+}
