@@ -19,6 +19,7 @@ type Problem struct {
 	Msg  string
 }
 
+// Error returns "file:line: key: message", leaving out what is unknown.
 func (p *Problem) Error() string {
 	var b strings.Builder
 	b.WriteString(p.File)

@@ -19,20 +19,29 @@ import (
 // the config and of the templates at once, sorted by file and line; the
 // daemon refuses to start (or to take a new config on SIGHUP) on any.
 func Load(path string, log *zap.Logger, opts Options) (*Agent, error) {
+	cfg, templates, err := loadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return newAgent(cfg, templates, log, opts)
+}
+
+// loadFile is Load without building the Agent.
+func loadFile(path string) (*Config, []*templateFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &ConfigError{Problems: []error{readProblem(path, err)}}
+		return nil, nil, &ConfigError{Problems: []error{readProblem(path, err)}}
 	}
 	cfg, problems := parseConfig(path, data)
 	if cfg == nil {
-		return nil, &ConfigError{Problems: problems}
+		return nil, nil, &ConfigError{Problems: problems}
 	}
 	templates, tproblems := loadTemplates(cfg)
 	if problems = append(problems, tproblems...); len(problems) > 0 {
 		sortProblems(problems)
-		return nil, &ConfigError{Problems: problems}
+		return nil, nil, &ConfigError{Problems: problems}
 	}
-	return newAgent(cfg, templates, log, opts)
+	return cfg, templates, nil
 }
 
 // ReloadConfig re-reads the config file at path and its templates, as on
@@ -44,42 +53,45 @@ func Load(path string, log *zap.Logger, opts Options) (*Agent, error) {
 // templates. A new status.listen takes effect at the next start.
 // It returns the new config, which the caller must not change.
 func (a *Agent) ReloadConfig(ctx context.Context, path string) (*Config, error) {
-	n, err := Load(path, a.baseLog, a.opts)
+	cfg, templates, err := loadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if !a.Do(ctx, func() { a.adopt(ctx, n) }) {
+	if _, errs := newTargets(cfg, nil); len(errs) > 0 {
+		return nil, &ConfigError{Problems: errs}
+	}
+	if !a.Do(ctx, func() { a.adopt(ctx, cfg, templates) }) {
 		return nil, ctx.Err()
 	}
-	return n.cfg, nil
+	return cfg, nil
 }
 
 // Config returns the config the agent was built with. Call it before Run
 // (Run's goroutine owns it afterwards); the caller must not change it.
 func (a *Agent) Config() *Config { return a.cfg }
 
-// adopt takes the config, templates and targets of n, which Load built.
-// Targets whose config is unchanged are kept with their state.
-func (a *Agent) adopt(ctx context.Context, n *Agent) {
+// adopt takes cfg and its templates, which loadFile checked. Targets
+// whose config is unchanged are kept with their state.
+func (a *Agent) adopt(ctx context.Context, cfg *Config, templates []*templateFile) {
 	old := a.cfg
-	a.cfg, a.templates = n.cfg, n.templates
+	a.cfg, a.templates = cfg, templates
 	oldTargets := a.targets
-	a.targets, _ = newTargets(n.cfg, a.targets) // n's targets were built without error
+	a.targets, _ = newTargets(cfg, a.targets) // checked by ReloadConfig
 	if a.sup != nil {
 		a.sup.stopDropped(oldTargets, a.targets) // new ones start at the next apply
 	}
-	a.log = n.log
-	a.status.setGrace(n.cfg.Status.Grace.Duration)
-	a.stale.stream = !reflect.DeepEqual(old.Source, n.cfg.Source) || !reflect.DeepEqual(old.Backoff, n.cfg.Backoff)
+	a.log = a.baseLog.With(zap.String("env", cfg.Source.Env))
+	a.status.setGrace(cfg.Status.Grace.Duration)
+	a.stale.stream = !reflect.DeepEqual(old.Source, cfg.Source) || !reflect.DeepEqual(old.Backoff, cfg.Backoff)
 	a.stale.watch = true
-	if old.Status.Listen != n.cfg.Status.Listen {
+	if old.Status.Listen != cfg.Status.Listen {
 		a.log.Warn("status.listen changed; the new address takes effect at the next restart",
 			zap.String("listen", old.Status.Listen))
 	}
-	if old.Source.Env != n.cfg.Source.Env {
+	if old.Source.Env != cfg.Source.Env {
 		a.last = nil // those settings belong to the old env
 	}
-	a.log.Info("config reloaded", zap.String("file", n.cfg.path), zap.Int("templates", len(n.templates)),
+	a.log.Info("config reloaded", zap.String("file", cfg.path), zap.Int("templates", len(templates)),
 		zap.Bool("reconnect", a.stale.stream))
 	if a.last != nil {
 		since := time.Now()
