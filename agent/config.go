@@ -395,18 +395,22 @@ func (c *Config) validate() []error {
 	}
 
 	dests := map[string]int{}
+	roles := c.fileRoles()
 	used := map[string]bool{}
 	for i, t := range c.Templates {
 		key := fmt.Sprintf("template[%d]", i)
 		if t.Source == "" {
 			bad(key+".source", "required")
 		}
+		dest := pathKey(t.Destination)
 		if t.Destination == "" {
 			bad(key+".destination", "required")
-		} else if j, dup := dests[t.Destination]; dup {
+		} else if j, dup := dests[dest]; dup {
 			bad(key+".destination", "%s is also the destination of template[%d]", t.Destination, j)
+		} else if role, ok := roles[dest]; ok {
+			bad(key+".destination", "%s is also %s: the agent would overwrite it", t.Destination, role)
 		} else {
-			dests[t.Destination] = i
+			dests[dest] = i
 			if msg := checkDestDir(t); msg != "" {
 				bad(key+".destination", "%s", msg)
 			}
@@ -440,6 +444,44 @@ func (c *Config) validate() []error {
 		}
 	}
 	return errs
+}
+
+// fileRoles maps every file the agent reads or writes other than the
+// destinations (by pathKey) to what it is, for a message.
+func (c *Config) fileRoles() map[string]string {
+	roles := map[string]string{}
+	if c.path != "" {
+		roles[pathKey(c.path)] = "this config file"
+	}
+	if c.Cache.Path != "" {
+		roles[pathKey(c.Cache.Path)] = "the cache (cache.path)"
+	}
+	for i, t := range c.Templates {
+		if t.Source != "" {
+			roles[pathKey(t.Source)] = fmt.Sprintf("the source of template[%d]", i)
+		}
+	}
+	return roles
+}
+
+// pathKey names the file at p so that two spellings of one file compare
+// equal: absolute, cleaned, and with symlinks resolved as far as they
+// exist (a destination may not exist yet, its directory usually does).
+func pathKey(p string) string {
+	if p == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }
 
 // definedNames lists the names of the [[reload]] targets for a message.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,45 @@ func TestSourceURLCheckedAtLoad(t *testing.T) {
 		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), "source.url") {
 			t.Errorf("ParseConfig with url = %q: %v", ok, err)
 		}
+	}
+}
+
+// TestDestinationCollisionsRefused configures a destination that is also
+// a file the agent reads or writes for another purpose, spelled
+// differently: the agent would overwrite its own template (and then parse
+// the rendered settings as template source), the cache and the rendered
+// file would overwrite each other on every update, or two templates
+// would fight over one file.
+func TestDestinationCollisionsRefused(t *testing.T) {
+	dir := t.TempDir()
+	tmplA := writeFile(t, dir, "a.tmpl", "a")
+	tmplB := writeFile(t, dir, "b.tmpl", "b")
+	tests := []struct{ name, destA, destB, cache, want string }{
+		{"destination is its own source", tmplA, dir + "/b.conf", "", "source"},
+		{"destination is another template's source", dir + "/./b.tmpl", dir + "/b.conf", "", "source"},
+		{"destination is the cache", dir + "/a.conf", dir + "/b.conf", dir + "//a.conf", "cache"},
+		{"two destinations spelled differently", dir + "/x.conf", dir + "/sub/../x.conf", "", "destination"},
+		{"destination is the config file", dir + "/sseconfd.toml", dir + "/b.conf", "", "config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			os.MkdirAll(dir+"/sub", 0o755)
+			text := fmt.Sprintf(`[source]
+url = "http://127.0.0.1:1"
+env = "dev"
+[cache]
+path = %q
+[[template]]
+source = %q
+destination = %q
+[[template]]
+source = %q
+destination = %q
+`, tc.cache, tmplA, tc.destA, tmplB, tc.destB)
+			_, err := ParseConfig(filepath.Join(dir, "sseconfd.toml"), []byte(text))
+			if err == nil || !strings.Contains(err.Error(), ".destination") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseConfig: %v, want a destination problem naming the %s", err, tc.want)
+			}
+		})
 	}
 }
