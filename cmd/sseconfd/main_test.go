@@ -561,3 +561,33 @@ func TestMakeInstallTrialPrefix(t *testing.T) {
 		t.Errorf("installed sseconfd's -config default is not %s:\n%s", config, out)
 	}
 }
+
+// TestLogFormat: JSON when stderr is not a terminal, console when the
+// config asks for it, and the flag over the config.
+func TestLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startConfigServer(t, "dev", map[string]any{"port": 1})
+	plain, _ := writeConfig(t, dir, url, "")
+	consoleDir := t.TempDir()
+	console, _ := writeConfig(t, consoleDir, url, "\n[log]\nformat = \"console\"\n")
+	tests := []struct {
+		name     string
+		args     []string
+		wantJSON bool
+	}{
+		{"pipe means json", []string{"once", "-config", plain}, true},
+		{"config says console", []string{"once", "-config", console}, false},
+		{"flag over config", []string{"once", "-log-format", "json", "-config", console}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sseconfd(t, nil, tc.args...)
+			line := strings.SplitN(strings.TrimSpace(r.stderr), "\n", 2)[0]
+			var m map[string]any
+			isJSON := json.Unmarshal([]byte(line), &m) == nil
+			if r.code != 0 || isJSON != tc.wantJSON || !strings.Contains(line, "update applied") {
+				t.Errorf("sseconfd %s: exit %d, first log line %q; want JSON %v", strings.Join(tc.args, " "), r.code, line, tc.wantJSON)
+			}
+		})
+	}
+}
