@@ -22,13 +22,19 @@ func (f Float) String() string {
 	return strconv.FormatFloat(float64(f), 'f', -1, 64)
 }
 
-// MarshalJSON writes f in the same notation as String.
+// MarshalJSON writes f as String does, with ".0" added when that has no
+// fraction, so that decoding it again (the cache, a hash) gives a Float,
+// not an integer: 1.0 stays a float for printf "%.2f" and eq 1.0.
 func (f Float) MarshalJSON() ([]byte, error) {
 	v := float64(f)
 	if math.IsInf(v, 0) || math.IsNaN(v) {
 		return nil, fmt.Errorf("unsupported float value")
 	}
-	return []byte(f.String()), nil
+	s := f.String()
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return []byte(s), nil
 }
 
 // ParseSettings decodes a JSON object into a settings map whose numbers are
