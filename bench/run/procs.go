@@ -35,6 +35,7 @@ func buildTools(root string) (*tools, error) {
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/sseconfd", "./cmd/configserver", "./bench/floor", "./bench/sighup", "./bench/rusage")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return toolsIn(dir), nil
