@@ -316,7 +316,7 @@ func (c *Config) setDefaults() {
 // token in a query would be logged with every failed connect.
 func checkSourceURL(raw string) string {
 	if !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") {
-		return "want an http:// or https:// URL"
+		return "want an http:// or https:// URL, such as \"http://127.0.0.1:8080\""
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
