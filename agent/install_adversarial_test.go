@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -52,4 +53,39 @@ destination = %q
 	if _, err := os.Stat(crashed); err == nil {
 		t.Errorf("agent A kept its own stale temporary file %s", crashed)
 	}
+}
+
+// TestTemplateEditKeepsMissingKeyZero edits a template whose [[template]]
+// sets missing_key = "zero" while the agent runs: the template parsed
+// again must keep that option, or a key that was allowed to be absent
+// fails every render from then on.
+func TestTemplateEditKeepsMissingKeyZero(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"port": 8080})
+	tmpl := writeFile(t, dir, "app.tmpl", "A {{ .Settings.port }} [{{ .Settings.absent }}]\n")
+	dest := filepath.Join(dir, "app.conf")
+	cfg := loadConfig(t, dir, fmt.Sprintf(`
+[source]
+url = %q
+env = "dev"
+[[template]]
+source = %q
+destination = %q
+missing_key = "zero"
+`, url, tmpl, dest))
+	log, logs := observedLogger()
+	a, err := New(cfg, log, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(dest, "A 8080 []"))
+
+	writeFile(t, dir, "app.tmpl", "B {{ .Settings.port }} [{{ .Settings.absent }}]\n")
+	eventually(t, 10*time.Second, func() string {
+		if msg := fileHas(dest, "B 8080 []")(); msg != "" {
+			return msg + " (" + logText(logs) + ")"
+		}
+		return ""
+	})
 }

@@ -121,12 +121,14 @@ func (a *Agent) reloadTemplates(ctx context.Context, paths []string) {
 		if !changed[filepath.Clean(tf.cfg.Source)] {
 			continue
 		}
-		tmpl, err := render.ParseFile(tf.cfg.Source)
+		// loadTemplate, not render.ParseFile: the [[template]]'s options
+		// (missing_key) apply to the new text as to the old.
+		fresh, err := loadTemplate(tf.cfg)
 		if err != nil {
 			a.log.Error("template not reloaded; keeping the previous version", zap.String("file", tf.cfg.Source), zap.Error(err))
 			continue
 		}
-		tf.tmpl = tmpl
+		tf.tmpl = fresh.tmpl
 		reloaded++
 		a.log.Info("template changed", zap.String("file", tf.cfg.Source))
 	}
