@@ -41,18 +41,19 @@ type Options struct {
 // Agent applies snapshots to the configured templates and reload targets.
 // Its methods are called from one goroutine.
 type Agent struct {
-	cfg       *Config
-	baseLog   *zap.Logger // as given to New; log adds the env
-	log       *zap.Logger
-	opts      Options
-	templates []*templateFile
-	targets   map[string]*Target
-	applied   string      // hash of the last snapshot applied, "" before the first
-	last      *Snapshot   // the last snapshot received, to render again on request
-	requests  chan func() // work for the Run goroutine, from Do
-	status    *status     // health and metrics, shared with the stream and HTTP goroutines
-	ready     bool        // READY=1 was sent
-	stale     staleParts  // what Run must restart after a request changed the config
+	cfg        *Config
+	baseLog    *zap.Logger // as given to New; log adds the env
+	log        *zap.Logger
+	opts       Options
+	templates  []*templateFile
+	targets    map[string]*Target
+	applied    string      // hash of the last snapshot applied, "" before the first
+	last       *Snapshot   // the last snapshot received, to render again on request
+	requests   chan func() // work for the Run goroutine, from Do
+	status     *status     // health and metrics, shared with the stream and HTTP goroutines
+	ready      bool        // READY=1 was sent
+	stale      staleParts  // what Run must restart after a request changed the config
+	stopStatus func()      // stops the status endpoint Run serves; Run's goroutine only
 
 	installed map[string]render.File // destination → its last applied file, for restore_drift
 	stopDrift func()                 // stops the restore_drift watcher
@@ -185,11 +186,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.sup = newSupervisor(a.log)
 	defer func() { a.sup.stopAll(a.targets); a.sup = nil }()
 
-	stopStatus, err := a.startStatus()
-	if err != nil {
+	if err := a.startStatus(); err != nil {
 		return err
 	}
-	defer stopStatus()
+	defer func() { a.stopStatus() }()
 
 	pending := newLatest[Snapshot]()
 	stream := a.startStream(ctx, pending)

@@ -507,3 +507,32 @@ func TestReloadConfigReloadsAFixedTarget(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, fileHas(marker, "reload\n"))
 }
+
+// TestReloadConfigMovesStatus: a config reload with a new status.listen
+// serves /healthz there and no longer on the old address.
+func TestReloadConfigMovesStatus(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"port": 1})
+	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
+	config := func(listen string) string {
+		return fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[status]\nlisten = %q\n[[template]]\nsource = %q\ndestination = %q\n",
+			url, listen, tmpl, filepath.Join(dir, "a.conf"))
+	}
+	first, second := freeAddr(t), freeAddr(t)
+	path := writeFile(t, dir, "sseconfd.toml", config(first))
+	a, err := Load(path, zap.NewNop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	eventually(t, 10*time.Second, healthIs(first, http.StatusOK))
+
+	writeFile(t, dir, "sseconfd.toml", config(second))
+	if _, err := a.ReloadConfig(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, healthIs(second, http.StatusOK))
+	if _, _, err := getStatus(first, "/healthz"); err == nil {
+		t.Errorf("the old status address %s still answers after the move", first)
+	}
+}

@@ -50,7 +50,7 @@ func loadFile(path string) (*Config, []*templateFile, error) {
 // config takes effect in Run's goroutine: the files are rendered again at
 // once from the last settings received, the stream reconnects only if
 // [source] or [backoff] changed, and the template watch follows the new
-// templates. A new status.listen takes effect at the next start.
+// templates and the status endpoint its listen address.
 // It returns the new config, which the caller must not change.
 func (a *Agent) ReloadConfig(ctx context.Context, path string) (*Config, error) {
 	cfg, templates, err := loadFile(path)
@@ -84,10 +84,7 @@ func (a *Agent) adopt(ctx context.Context, cfg *Config, templates []*templateFil
 	a.status.setGrace(cfg.Status.Grace.Duration)
 	a.stale.stream = !reflect.DeepEqual(old.Source, cfg.Source) || !reflect.DeepEqual(old.Backoff, cfg.Backoff)
 	a.stale.watch = true
-	if old.Status.Listen != cfg.Status.Listen {
-		a.log.Warn("status.listen changed; the new address takes effect at the next restart",
-			zap.String("listen", old.Status.Listen))
-	}
+	a.stale.status = old.Status.Listen != cfg.Status.Listen
 	if old.Source.Env != cfg.Source.Env {
 		a.last = nil // those settings belong to the old env
 	}
@@ -126,6 +123,7 @@ func (a *Agent) reloadChangedTargets(ctx context.Context, old map[string]*Target
 
 // staleParts says which of Run's helpers must restart after adopt.
 type staleParts struct {
+	status bool // status.listen changed
 	stream bool // [source] or [backoff] changed
 	watch  bool // the templates may have changed
 }
@@ -176,6 +174,10 @@ func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], str
 		a.status.streamEvent(StreamEvent{Err: errors.New("reconnecting after a config reload")})
 		stream = a.startStream(ctx, pending)
 	}
+	if a.stale.status {
+		a.stale.status = false
+		a.moveStatus()
+	}
 	if a.stale.watch {
 		a.stale.watch = false
 		watch.stop()
@@ -186,13 +188,39 @@ func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], str
 	return stream, watch
 }
 
-// startStatus serves /healthz and /metrics when status.listen is set.
-func (a *Agent) startStatus() (stop func(), err error) {
+// startStatus serves /healthz and /metrics when status.listen is set;
+// a.stopStatus stops it.
+func (a *Agent) startStatus() error {
 	a.status.starting()
+	a.stopStatus = func() {}
 	if a.cfg.Status.Listen == "" {
-		return func() {}, nil
+		return nil
 	}
-	return a.status.serve(a.cfg.Status.Listen, a.log)
+	stop, err := a.status.serve(a.cfg.Status.Listen, a.log)
+	if err != nil {
+		return err
+	}
+	a.stopStatus = stop
+	return nil
+}
+
+// moveStatus serves the status endpoint on the new status.listen. The old
+// one stops first, since the new address may be the same port on another
+// interface; if the new one cannot listen the endpoint is off until the
+// next config reload or restart, and the error says so.
+func (a *Agent) moveStatus() {
+	a.stopStatus()
+	a.stopStatus = func() {}
+	if a.cfg.Status.Listen == "" {
+		a.log.Info("status endpoint off")
+		return
+	}
+	stop, err := a.status.serve(a.cfg.Status.Listen, a.log)
+	if err != nil {
+		a.log.Error("status endpoint off: cannot listen on the new address", zap.Error(err))
+		return
+	}
+	a.stopStatus = stop
 }
 
 // startHeartbeat returns a ticker for the watchdog, or one that never
