@@ -100,6 +100,11 @@ func cmdRun(args []string) int {
 	if code, ok := c.parse(args); !ok {
 		return code
 	}
+	// From here on SIGHUP must not kill the process (its default action):
+	// one that comes during start-up is handled once the agent runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	opts := agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version, Notify: sdNotify}
 	opts.WatchdogInterval, _ = daemon.SdWatchdogEnabled(false)
 	d, code := setup(f, opts)
@@ -110,7 +115,7 @@ func cmdRun(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	hupDone := reloadOnHUP(ctx, d, f)
+	hupDone := reloadOnHUP(ctx, hup, d, f)
 	defer func() { stop(); <-hupDone }()
 
 	d.log.Info("started", zap.String("version", version), zap.String("file", f.config),
@@ -125,15 +130,12 @@ func cmdRun(args []string) int {
 	return exitFailure
 }
 
-// reloadOnHUP re-reads the config on every SIGHUP until ctx ends; the
-// returned channel is closed when it has stopped.
-func reloadOnHUP(ctx context.Context, d *service, f *daemonFlags) <-chan struct{} {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// reloadOnHUP re-reads the config on every signal from hup until ctx
+// ends; the returned channel is closed when it has stopped.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, d *service, f *daemonFlags) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():
