@@ -159,6 +159,8 @@ func TestStreamCloseAfterHeadersBacksOff(t *testing.T) {
 	})
 	s, _ := fastStream(url)
 	s.Backoff.Min.Duration, s.Backoff.Max.Duration = 50*time.Millisecond, 400*time.Millisecond
+	noJitter := false // the delays are then exact: 50, 100, 200, 400, 400 ms
+	s.Backoff.Jitter = &noJitter
 	run := startStream(t, s, nil)
 	eventually(t, 10*time.Second, run.hasFailures(6))
 	fails := run.failures()
