@@ -227,7 +227,7 @@ func (s *status) handler() http.Handler {
 	return mux
 }
 
-// serveStatus listens on addr and serves the status endpoint until the
+// serve listens on addr and serves the status endpoint until the
 // returned stop is called; stop waits for the server to end. A listen
 // error is returned at once, naming the key.
 func (s *status) serve(addr string, log *zap.Logger) (stop func(), err error) {
