@@ -133,3 +133,60 @@ command = "true"
 	writeFile(t, dir, "cert.pem", "now it exists")
 	eventually(t, 10*time.Second, fileHas(dest, "port 8080"))
 }
+
+// TestTemplateWatchFollowsSymlinkSwap updates a template the way
+// Kubernetes updates a mounted ConfigMap: the template is a symlink
+// through "..data", and an update swaps "..data" to a new directory by a
+// rename. No event names the template itself; the agent must still see
+// the new text. It must also see an edit of the file a symlink points to
+// in another directory.
+func TestTemplateWatchFollowsSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"port": 8080})
+	mount := filepath.Join(dir, "mount")
+	for _, d := range []string{"v1", "v2"} {
+		os.MkdirAll(filepath.Join(mount, d), 0o755)
+	}
+	writeFile(t, filepath.Join(mount, "v1"), "app.tmpl", "v1 {{ .Settings.port }}\n")
+	writeFile(t, filepath.Join(mount, "v2"), "app.tmpl", "v2 {{ .Settings.port }}\n")
+	must(t, os.Symlink("v1", filepath.Join(mount, "..data")))
+	must(t, os.Symlink("..data/app.tmpl", filepath.Join(mount, "app.tmpl")))
+
+	elsewhere := filepath.Join(dir, "elsewhere")
+	os.MkdirAll(elsewhere, 0o755)
+	writeFile(t, elsewhere, "other.tmpl", "o1 {{ .Settings.port }}\n")
+	must(t, os.Symlink(filepath.Join(elsewhere, "other.tmpl"), filepath.Join(mount, "other.tmpl")))
+
+	dest, other := filepath.Join(dir, "app.conf"), filepath.Join(dir, "other.conf")
+	cfg := loadConfig(t, dir, fmt.Sprintf(`
+[source]
+url = %q
+env = "dev"
+[[template]]
+source = %q
+destination = %q
+[[template]]
+source = %q
+destination = %q
+`, url, filepath.Join(mount, "app.tmpl"), dest, filepath.Join(mount, "other.tmpl"), other))
+	a, err := New(cfg, zap.NewNop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(dest, "v1 8080"))
+
+	must(t, os.Symlink("v2", filepath.Join(mount, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(mount, "..data_tmp"), filepath.Join(mount, "..data")))
+	eventually(t, 10*time.Second, fileHas(dest, "v2 8080"))
+
+	writeFile(t, elsewhere, "other.tmpl", "o2 {{ .Settings.port }}\n")
+	eventually(t, 10*time.Second, fileHas(other, "o2 8080"))
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -43,11 +45,8 @@ func (a *Agent) watchTemplates(ctx context.Context, log *zap.Logger, sources []s
 		return
 	}
 	defer w.Close()
-	wanted := map[string]bool{}
-	for _, src := range sources {
-		wanted[filepath.Clean(src)] = true
-	}
-	for dir := range templateDirs(sources) {
+	set := newWatchSet(sources)
+	for dir := range set.dirs {
 		if err := w.Add(dir); err != nil {
 			log.Warn("cannot watch template directory", zap.String("dir", dir), zap.Error(err))
 		}
@@ -65,8 +64,8 @@ func (a *Agent) watchTemplates(ctx context.Context, log *zap.Logger, sources []s
 			if !ok {
 				return
 			}
-			if name := filepath.Clean(ev.Name); wanted[name] && isTemplateChange(ev) {
-				changed[name] = true
+			for _, src := range set.sourcesFor(ev) {
+				changed[src] = true
 				timer.Reset(watchDebounce)
 			}
 		case err, ok := <-w.Errors:
@@ -82,6 +81,48 @@ func (a *Agent) watchTemplates(ctx context.Context, log *zap.Logger, sources []s
 	}
 }
 
+// watchSet says which template sources a file event may have changed.
+type watchSet struct {
+	dirs   map[string]bool     // directories to watch
+	byPath map[string][]string // a source, or the file it resolves to → sources
+	links  map[string][]string // a directory → its sources that are symlinks
+}
+
+// newWatchSet watches each source's directory and, for a symlinked source,
+// also the directory of the file it points to. Any event in the directory
+// of a symlinked source counts for it: Kubernetes updates a mounted
+// ConfigMap by renaming a "..data" symlink, and no event names the file.
+func newWatchSet(sources []string) *watchSet {
+	w := &watchSet{dirs: map[string]bool{}, byPath: map[string][]string{}, links: map[string][]string{}}
+	for _, src := range sources {
+		src = filepath.Clean(src)
+		w.add(src, src)
+		if fi, err := os.Lstat(src); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		w.links[filepath.Dir(src)] = append(w.links[filepath.Dir(src)], src)
+		if real, err := filepath.EvalSymlinks(src); err == nil {
+			w.add(filepath.Clean(real), src)
+		}
+	}
+	return w
+}
+
+func (w *watchSet) add(path, src string) {
+	w.dirs[filepath.Dir(path)] = true
+	w.byPath[path] = append(w.byPath[path], src)
+}
+
+// sourcesFor returns the sources ev may have changed; the agent's own
+// temporary files never count.
+func (w *watchSet) sourcesFor(ev fsnotify.Event) []string {
+	if !isTemplateChange(ev) {
+		return nil
+	}
+	name := filepath.Clean(ev.Name)
+	return append(append([]string(nil), w.byPath[name]...), w.links[filepath.Dir(name)]...)
+}
+
 // isTemplateChange reports whether ev can change a template's content; the
 // agent's own temporary files never count.
 func isTemplateChange(ev fsnotify.Event) bool {
@@ -89,14 +130,6 @@ func isTemplateChange(ev fsnotify.Event) bool {
 		return false
 	}
 	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove)
-}
-
-func templateDirs(sources []string) map[string]bool {
-	dirs := map[string]bool{}
-	for _, src := range sources {
-		dirs[filepath.Dir(filepath.Clean(src))] = true
-	}
-	return dirs
 }
 
 func sortedSet(set map[string]bool) []string {
