@@ -225,7 +225,11 @@ func parseConfig(path string, data []byte) (*Config, []error) {
 func syntaxProblem(path string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &Problem{File: path, Line: pe.Position.Line, Msg: "TOML syntax: " + pe.Message}
+		msg := "TOML syntax: " + pe.Message
+		if strings.HasPrefix(pe.Message, "expected value but found") {
+			msg += ` (a string needs quotes: env = "dev")`
+		}
+		return &Problem{File: path, Line: pe.Position.Line, Msg: msg}
 	}
 	return &Problem{File: path, Msg: err.Error()}
 }

@@ -174,3 +174,11 @@ func FuzzScanKeyLines(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfigSyntaxHint(t *testing.T) {
+	_, err := ParseConfig("c.toml", []byte("[source]\nurl = \"http://x\"\nenv = dev\n"))
+	want := `c.toml:3: TOML syntax: expected value but found "dev" instead (a string needs quotes: env = "dev")`
+	if err == nil || err.Error() != want {
+		t.Fatalf("ParseConfig with an unquoted string = %v, want %s", err, want)
+	}
+}
