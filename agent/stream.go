@@ -328,7 +328,7 @@ func (c *connection) connect(ctx context.Context, cancel context.CancelCauseFunc
 	if err != nil {
 		return nil, err
 	}
-	if c.lastEventID != "" {
+	if sendableID(c.lastEventID) {
 		req.Header.Set("Last-Event-ID", c.lastEventID)
 	}
 

@@ -257,3 +257,38 @@ func TestStreamBlankLinesAreNotOneHugeEvent(t *testing.T) {
 		return "the event after the blank lines has not arrived"
 	})
 }
+
+// TestStreamControlCharacterInIDDoesNotCutTheAgentOff sends an id: with a
+// control character, which WHATWG keeps in the last event ID (only NUL is
+// refused) but which no HTTP header may carry. Go's client then refused
+// every reconnect ("invalid header field value for Last-Event-Id") before
+// it reached the server: one event cut the agent off until restarted.
+func TestStreamControlCharacterInIDDoesNotCutTheAgentOff(t *testing.T) {
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			writeStream(w, "id: a\x01b\x7f\n"+event(`{"v":1}`))
+			return // the connection drops after the event
+		}
+		writeStream(w, event(`{"v":2}`))
+		holdOpen(t, r)
+	})
+	s, _ := fastStream(url)
+	run := startStream(t, s, nil)
+	eventually(t, 10*time.Second, run.hasSnapshots(2))
+}
+
+func TestSendableID(t *testing.T) {
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"", false}, {"42", true}, {"a\tb", true}, {"ünï", true},
+		{"a\x01b", false}, {"a\x7fb", false}, {"a\rb", false},
+		{strings.Repeat("x", maxSentID), true}, {strings.Repeat("x", maxSentID+1), false},
+	}
+	for _, tc := range tests {
+		if got := sendableID(tc.id); got != tc.want {
+			t.Errorf("sendableID(%.20q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
