@@ -341,6 +341,40 @@ func checkSourceURL(raw string) string {
 	return ""
 }
 
+// checkHeaders returns what is wrong with each of headers that Go's client
+// would refuse on every request, sorted by name; a message never quotes a
+// value (it may be a key).
+func checkHeaders(headers map[string]string) []string {
+	var out []string
+	for name, value := range headers {
+		switch {
+		case !isToken(name):
+			out = append(out, fmt.Sprintf("%q is not a valid header name", name))
+		case strings.EqualFold(name, "Host"):
+			out = append(out, fmt.Sprintf("%q is ignored by the HTTP client: put the host in source.url", name))
+		case strings.ContainsFunc(value, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }):
+			out = append(out, fmt.Sprintf("the value of %q holds a control character or line break", name))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as a header
+// name must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x7f || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // resyncDefault applies when resync_interval is absent; "0s" turns resync off.
 const resyncDefault = 5 * time.Minute
 
@@ -353,6 +387,9 @@ func (c *Config) validate() []error {
 		bad("source.url", "required: the config server's base URL, e.g. \"http://127.0.0.1:8080\"")
 	} else if why := checkSourceURL(c.Source.URL); why != "" {
 		bad("source.url", "%s", why)
+	}
+	for _, why := range checkHeaders(c.Source.Headers) {
+		bad("source.headers", "%s", why)
 	}
 	if c.Source.Env == "" {
 		bad("source.env", "required: the environment to follow, e.g. \"dev\"")

@@ -85,3 +85,33 @@ destination = %q
 		})
 	}
 }
+
+// TestSourceHeadersCheckedAtLoad configures request headers that Go's
+// client refuses on every request: validate said ok and the agent then
+// failed every connect, forever. Each must be a config error naming the
+// header, never quoting its value (it may be an API key).
+func TestSourceHeadersCheckedAtLoad(t *testing.T) {
+	tests := []struct{ name, headers, want string }{
+		{"space in a name", `{ "X Team" = "web" }`, `"X Team"`},
+		{"colon in a name", `{ "X-Team:" = "web" }`, `"X-Team:"`},
+		{"control character in a value", `{ "X-Key" = "SECRET\u0001KEY" }`, `"X-Key"`},
+		{"line break in a value", `{ "X-Key" = "SECRET\nInjected: 1" }`, `"X-Key"`},
+		{"Host is ignored by Go", `{ "Host" = "other.example" }`, `"Host"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\nheaders = " + tc.headers + "\n"
+			_, err := ParseConfig("sseconfd.toml", []byte(text))
+			if err == nil || !strings.Contains(err.Error(), "source.headers") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseConfig with headers = %s: %v, want source.headers naming %s", tc.headers, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("ParseConfig with headers = %s: error quotes the value: %v", tc.headers, err)
+			}
+		})
+	}
+	text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\nheaders = { \"X-Team\" = \"web ünï\\ttab\" }\n"
+	if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), "source.headers") {
+		t.Errorf("ParseConfig with a valid header: %v", err)
+	}
+}
