@@ -388,6 +388,12 @@ func (c *Config) validate() []error {
 	} else if why := checkSourceURL(c.Source.URL); why != "" {
 		bad("source.url", "%s", why)
 	}
+	if d := c.Source.IdleTimeout.Duration; d < time.Second {
+		bad("source.idle_timeout", "want 1s or more (longer than the server's keep-alive period, 15s for config-server-sse), got %s", d)
+	}
+	if d := c.Source.ResyncInterval.Duration; d != 0 && d < time.Second {
+		bad("source.resync_interval", "want \"0s\" (off) or 1s or more, got %s: every agent would fetch the settings that often", d)
+	}
 	for _, why := range checkHeaders(c.Source.Headers) {
 		bad("source.headers", "%s", why)
 	}

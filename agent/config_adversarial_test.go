@@ -115,3 +115,23 @@ func TestSourceHeadersCheckedAtLoad(t *testing.T) {
 		t.Errorf("ParseConfig with a valid header: %v", err)
 	}
 }
+
+// TestTightLoopDurationsRefused sets durations that turn a loop into a
+// tight one: resync_interval = "1ms" is a thousand GET /config/{env} a
+// second from every agent; idle_timeout = "1ns" drops every connection
+// the moment it opens. validate said ok to both.
+func TestTightLoopDurationsRefused(t *testing.T) {
+	for _, kv := range []string{`resync_interval = "1ns"`, `resync_interval = "999ms"`, `idle_timeout = "1ns"`, `idle_timeout = "500ms"`} {
+		text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n" + kv + "\n"
+		key := "source." + strings.Fields(kv)[0]
+		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("ParseConfig with %s: %v, want an error naming %s", kv, err, key)
+		}
+	}
+	for _, kv := range []string{`resync_interval = "0s"`, `resync_interval = "1s"`, `idle_timeout = "1s"`} {
+		text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n" + kv + "\n"
+		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), strings.Fields(kv)[0]) {
+			t.Errorf("ParseConfig with %s: %v", kv, err)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func TestFailedUpdateIsRetried(t *testing.T) {
 [source]
 url = %q
 env = "dev"
-resync_interval = "200ms"
+resync_interval = "1s"
 [[template]]
 source = %q
 destination = %q
