@@ -359,7 +359,8 @@ func (s *staged) writeTemps() error {
 }
 
 // resolve follows a symlinked destination to the file it points to, so the
-// link stays a link. A dangling link or a loop is an error naming the path.
+// link stays a link. A dangling link, a loop, or a link owned by another
+// user is an error naming the path.
 func resolve(path string) (string, error) {
 	fi, err := os.Lstat(path)
 	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
@@ -372,11 +373,41 @@ func resolve(path string) (string, error) {
 	case errors.Is(err, syscall.ELOOP):
 		return "", fmt.Errorf("symlink %s is a loop: point it at a regular file", path)
 	}
+	if err := checkLinkOwners(path); err != nil {
+		return "", err
+	}
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return "", fmt.Errorf("follow symlink %s: %w", path, err)
 	}
 	return target, nil
+}
+
+// checkLinkOwners refuses to follow a chain of symlinks from path if one
+// of them is owned by neither root nor the agent's user: another user who
+// may write the destination's directory could point it at any file (the
+// agent, as root, would replace /etc/shadow with the rendered content).
+func checkLinkOwners(path string) error {
+	p := path
+	for range 40 { // the kernel's limit on links in a row
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if uid, _ := owner(fi); uid > 0 && uid != os.Geteuid() {
+			return fmt.Errorf("symlink %s is owned by uid %d, neither root nor this agent: "+
+				"refusing to follow it (whoever owns it chooses which file is replaced)", p, uid)
+		}
+		next, err := os.Readlink(p)
+		if err != nil {
+			return nil
+		}
+		if !filepath.IsAbs(next) {
+			next = filepath.Join(filepath.Dir(p), next)
+		}
+		p = next
+	}
+	return nil
 }
 
 // readFile reads a destination; tests replace it to make a file unreadable.

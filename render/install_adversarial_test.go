@@ -3,6 +3,7 @@ package render
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -29,4 +30,38 @@ func TestRemoveStaleOnlyNamedFiles(t *testing.T) {
 			t.Errorf("RemoveStale(%s, a.conf) removed %s, another file's: %v", dir, p, err)
 		}
 	}
+}
+
+// TestSymlinkPlantedByAnotherUserRefused plants a symlink at a destination
+// as another user could in a directory it may write (an app's own config
+// directory): the agent, running as root, would follow it and replace the
+// file it points to (/etc/shadow, root's authorized_keys) with the
+// rendered content. A link owned by neither root nor the agent's user is
+// refused; the file it points to stays as it was.
+func TestSymlinkPlantedByAnotherUserRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a symlink another owner")
+	}
+	dir := t.TempDir()
+	precious := put(t, filepath.Join(dir, "shadow"), "root:secret-hash\n", 0o600)
+	link := filepath.Join(dir, "app.conf")
+	if err := os.Symlink(precious, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := Stage([]File{file(link, "rendered\n", 0)})
+	if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("Stage through a symlink owned by uid 65534: %v, want a refusal naming the owner", err)
+	}
+	wantContent(t, precious, "root:secret-hash\n")
+
+	// A link root made (sites-enabled/x -> ../sites-available/x) is followed.
+	if err := os.Lchown(link, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	install(t, file(link, "rendered\n", 0))
+	wantContent(t, precious, "rendered\n")
 }
