@@ -77,13 +77,14 @@ func TestRenderErrorsKeepTemplateText(t *testing.T) {
 // multi-line value (a PEM key) joined with other lines.
 func TestRedactCommandOutput(t *testing.T) {
 	pem := "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nSECRETSECRETSECRETSECRETSECRET01\n-----END KEY-----"
-	settings := map[string]any{"key": pem, "pw": `pa"ss-SECRET`, "py": `it's\SECRET`, "n": map[string]any{"x": []any{"deep-SECRET"}}}
+	settings := map[string]any{"key": pem, "pw": `pa"ss-SECRET`, "py": `it's\SECRET`, "uni": "ünï-secret-wert", "n": map[string]any{"x": []any{"deep-SECRET"}}}
 	outputs := []string{
 		"nginx: [emerg] unknown directive \"SECRETSECRETSECRETSECRETSECRET01\" in /etc/x.conf:3",
 		"line 2: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC | SECRETSECRETSECRETSECRETSECRET01",
 		`invalid value "pa\"ss-SECRET"`,
 		"DEEP-SECRET is not allowed",
 		`{'pw': 'pa"ss-SECRET'}`,
+		"bad value ÜNÏ-SECRET-WERT \xff here",
 		`{'py': 'it\'s\\SECRET'}`,
 	}
 	for _, out := range outputs {
