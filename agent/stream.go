@@ -290,6 +290,7 @@ type connection struct {
 	outage      *outageLog
 	lastEventID string
 	retryFloor  time.Duration // from the server's last retry: field
+	rejects     rejectLog     // thins the warnings for rejected events
 }
 
 // run makes one connection and reads it until it fails. delivered reports
@@ -446,7 +447,11 @@ func (c *connection) accept(data string) bool {
 		err = s.checkEmpty(snap)
 	}
 	if err != nil {
-		log.Warn("event rejected", zap.Error(err), zap.Int("size", len(data)))
+		if skipped, ok := c.rejects.allow(time.Now(), s.summaryEvery); ok {
+			log.Warn("event rejected", zap.Error(err), zap.Int("size", len(data)), zap.Int("not_logged_before", skipped))
+		} else {
+			log.Debug("event rejected", zap.Error(err), zap.Int("size", len(data)))
+		}
 		s.notify(StreamEvent{Connected: true, Rejected: rejectReason(err)})
 		return false
 	}
