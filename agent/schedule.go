@@ -20,6 +20,7 @@ type schedule struct {
 	held      *Snapshot   // the newest snapshot not applied yet, nil when none
 	heldSince time.Time   // when the first snapshot of this burst arrived
 	reload    *time.Timer // fires when the earliest deferred reload is due
+	failures  int         // applies of the held snapshot that failed in a row
 }
 
 func newSchedule() schedule {
@@ -38,8 +39,11 @@ func stoppedTimer() *time.Timer {
 // replaces the held one: only the newest is applied.
 func (a *Agent) receive(ctx context.Context, s Snapshot) {
 	wait := a.cfg.Apply
+	a.sched.failures = 0 // a new snapshot: a retry of an older one is moot
 	if wait.WaitMin.Duration == 0 {
-		a.applyAndLog(ctx, s)
+		a.sched.held = nil
+		a.sched.quiet.Stop()
+		a.applyAndRetry(ctx, s)
 		return
 	}
 	now := time.Now()
@@ -67,8 +71,32 @@ func (a *Agent) applyHeld(ctx context.Context) {
 	s := a.sched.held
 	a.sched.held = nil
 	if s != nil {
-		a.applyAndLog(ctx, *s)
+		a.applyAndRetry(ctx, *s)
 	}
+}
+
+// Delays before an update that failed is tried again: the first, doubled
+// per failure in a row, up to the last.
+const (
+	retryFirst = 5 * time.Second
+	retryMax   = 5 * time.Minute
+)
+
+// applyAndRetry applies s and, if that failed, holds it to be tried again
+// after a delay unless a newer snapshot comes first. A failure can pass
+// (a full disk, a check that needs a file not there yet), and the stream
+// will not hand over the same settings again: equal hashes are dropped.
+func (a *Agent) applyAndRetry(ctx context.Context, s Snapshot) {
+	a.applyAndLog(ctx, s)
+	if a.opts.DryRun || a.applied == s.Hash {
+		a.sched.failures = 0
+		return
+	}
+	delay := min(retryFirst<<min(a.sched.failures, 10), retryMax)
+	a.sched.failures++
+	a.sched.held, a.sched.heldSince = &s, time.Now()
+	a.sched.quiet.Reset(delay)
+	a.log.Info("update will be tried again", zap.String("hash", s.ShortHash()), zap.Duration("retry_in", delay))
 }
 
 // reloadAll reloads each of targets once, or defers those whose last reload
