@@ -76,20 +76,29 @@ func (a *Agent) applyHeld(ctx context.Context) {
 }
 
 // Delays before an update that failed is tried again: the first, doubled
-// per failure in a row, up to the last.
+// per failure in a row, up to the last, for at most retryLimit tries
+// (about ten minutes in all). The limit bounds how often a bad update is
+// installed for its check and rolled back: a program that rereads its
+// files just then would read the bad version.
 const (
 	retryFirst = 5 * time.Second
 	retryMax   = 5 * time.Minute
+	retryLimit = 7
 )
 
 // applyAndRetry applies s and, if that failed, holds it to be tried again
-// after a delay unless a newer snapshot comes first. A failure can pass
+// after a delay unless a newer snapshot comes first (see retryLimit). A failure can pass
 // (a full disk, a check that needs a file not there yet), and the stream
 // will not hand over the same settings again: equal hashes are dropped.
 func (a *Agent) applyAndRetry(ctx context.Context, s Snapshot) {
 	a.applyAndLog(ctx, s)
 	if a.opts.DryRun || a.applied == s.Hash {
 		a.sched.failures = 0
+		return
+	}
+	if a.sched.failures >= retryLimit {
+		a.log.Warn("update not tried again; waiting for new settings or SIGHUP", zap.String("hash", s.ShortHash()),
+			zap.Int("tries", a.sched.failures+1))
 		return
 	}
 	delay := min(retryFirst<<min(a.sched.failures, 10), retryMax)
