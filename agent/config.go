@@ -586,8 +586,14 @@ func (c *Config) validateReload(key string, r ReloadConfig) []error {
 	case hasSignal && r.Signal == "":
 		bad("signal", "required with pid_file, e.g. \"SIGHUP\"")
 	case hasSignal:
-		if _, err := ParseSignal(r.Signal); err != nil {
+		sig, err := ParseSignal(r.Signal)
+		switch {
+		case err != nil:
 			bad("signal", "%v", err)
+		case sig == syscall.SIGKILL || sig == syscall.SIGSTOP:
+			// Neither can be caught: the program dies or freezes at every update.
+			bad("signal", "%s cannot be caught, so it never makes a program reload; "+
+				"for a program that must be restarted, use exec", r.Signal)
 		}
 	}
 	if *r.MaxRestarts < 0 {

@@ -135,3 +135,16 @@ func TestTightLoopDurationsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestUncatchableReloadSignalRefused configures SIGKILL or SIGSTOP as the
+// reload signal: validate said ok, and every update would have killed or
+// frozen the program it meant to reload.
+func TestUncatchableReloadSignalRefused(t *testing.T) {
+	for _, sig := range []string{"SIGKILL", "kill", "SIGSTOP"} {
+		text := fmt.Sprintf("[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n[[reload]]\nname = \"app\"\nsignal = %q\npid_file = \"/run/app.pid\"\n", sig)
+		_, err := ParseConfig("sseconfd.toml", []byte(text))
+		if err == nil || !strings.Contains(err.Error(), "reload[0].signal") || !strings.Contains(err.Error(), "cannot be caught") {
+			t.Errorf("ParseConfig with signal = %q: %v, want reload[0].signal refused", sig, err)
+		}
+	}
+}
