@@ -36,6 +36,8 @@ type batchReader struct {
 	lineStart bool // the byte before buf[scanned] ended a line, or none came yet
 	inEvent   bool // a line that was not empty ended since the last event end
 	afterCR   bool // that byte was a CR, so an LF now belongs to it
+	droppedCR bool // that CR ended a dropped empty line: drop its LF too
+	content   bool // a byte other than a line end has come
 
 	retry   retryField
 	onRetry func(time.Duration) // told of each valid retry: field; may be nil
@@ -108,13 +110,20 @@ func (b *batchReader) compact() {
 
 // scan moves over the new bytes by the WHATWG line rules (CRLF, LF or CR
 // end a line) and notes where the last event ends: at an empty line that
-// follows a line that was not. More empty lines change nothing and are no
-// event end here: Read keeps a run of them and would rescan it each time.
+// follows a line that was not. Further empty lines are dropped: WHATWG
+// gives an empty line with no field before it no effect (the event buffers
+// are already empty), and go-sse's Read would keep a run of them buffered,
+// counted against max_event_bytes and rescanned. Empty lines before the
+// first byte of content are kept, so that a BOM after them is still not
+// taken for a leading one.
 func (b *batchReader) scan() {
-	for ; b.scanned < len(b.buf); b.scanned++ {
-		switch c := b.buf[b.scanned]; {
+	w := b.scanned // filtered bytes are written back from here
+	for r := b.scanned; r < len(b.buf); r++ {
+		c, keep := b.buf[r], true
+		switch {
 		case c == '\n' && b.afterCR:
 			b.afterCR = false // the second half of a CRLF
+			keep = !b.droppedCR
 		case c == '\n' || c == '\r':
 			if ms, ok := b.retry.end(); ok && b.onRetry != nil {
 				b.onRetry(time.Duration(ms) * time.Millisecond)
@@ -123,14 +132,21 @@ func (b *batchReader) scan() {
 			case !b.lineStart:
 				b.inEvent = true
 			case b.inEvent:
-				b.ends, b.inEvent = b.scanned+1, false
+				b.ends, b.inEvent = w+1, false
+			default:
+				keep = !b.content
 			}
-			b.lineStart, b.afterCR = true, c == '\r'
+			b.lineStart, b.afterCR, b.droppedCR = true, c == '\r', !keep
 		default:
-			b.lineStart, b.afterCR = false, false
+			b.lineStart, b.afterCR, b.content = false, false, true
 			b.retry.add(c)
 		}
+		if keep {
+			b.buf[w] = c
+			w++
+		}
 	}
+	b.buf, b.scanned = b.buf[:w], w
 }
 
 // retryField follows one line, byte by byte, for a "retry:" field whose

@@ -249,7 +249,6 @@ func TestStreamRejectedFloodIsNotALogFlood(t *testing.T) {
 // keeps a run of them buffered until a line with content comes, so the
 // run counts against the limit and the connection is dropped.
 func TestStreamBlankLinesAreNotOneHugeEvent(t *testing.T) {
-	t.Skip("known bug: a run of blank lines longer than max_event_bytes is refused as an oversize event (go-sse buffering, batch.go; reported)")
 	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		writeStream(w, event(`{"v":0}`))
 		for range 24 {

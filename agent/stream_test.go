@@ -1149,15 +1149,19 @@ func TestBatchReaderTrickle(t *testing.T) {
 	cases := []struct {
 		name       string
 		raw        string
-		first, max int // size of the first batch, most batches
+		want       string // what is handed on; "": raw unchanged
+		first, max int    // size of the first batch, most batches
 	}{
 		// The comment is one batch, up to the CR that ends the empty line;
 		// the 1 MiB event comes in batches that at least double, so the
 		// parser rescans it a few times, not a million.
-		{"large event", ": hi\r\n\r\n" + "data: " + strings.Repeat("x", 1<<20) + "\r\n\r" + "\ndata: tail", 7, 10},
-		// Empty lines after an event end nothing: they are not handed on
-		// one by one, or the parser would rescan the growing run of them.
-		{"empty lines", ": hi\n\n" + strings.Repeat("\n", 1<<20) + event(`{"a":1}`), 6, 10},
+		{"large event", ": hi\r\n\r\n" + "data: " + strings.Repeat("x", 1<<20) + "\r\n\r" + "\ndata: tail", "", 7, 10},
+		// Empty lines after an event end have no effect (WHATWG): they are
+		// dropped, or go-sse's Read would buffer and rescan the run of them.
+		{"empty lines", ": hi\n\n" + strings.Repeat("\n", 1<<20) + event(`{"a":1}`), ": hi\n\n" + event(`{"a":1}`), 6, 10},
+		{"empty CRLF and CR lines", ": hi\r\n\r\n\r\n\r\r\r\ndata: 1\r\n\r\n", ": hi\r\n\r\ndata: 1\r\n\r\n", 7, 10},
+		// Before any content they are kept: a BOM after them is no leading BOM.
+		{"empty lines first", "\n\n\xEF\xBB\xBFdata: 1\n\n", "", 14, 10},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1178,8 +1182,12 @@ func TestBatchReaderTrickle(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if string(got) != tc.raw {
-				t.Fatalf("batchReader changed the bytes: got %d, want %d", len(got), len(tc.raw))
+			want := tc.want
+			if want == "" {
+				want = tc.raw
+			}
+			if string(got) != want {
+				t.Fatalf("batchReader handed on %d bytes %.40q..., want %d bytes %.40q...", len(got), got, len(want), want)
 			}
 			if batches[0] != tc.first || len(batches) > tc.max {
 				t.Errorf("batches of %v bytes, want a first of %d and at most %d", batches, tc.first, tc.max)
