@@ -303,6 +303,10 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	start := time.Now()
 	res := Result{Hash: s.Hash}
+	redact := a.redactor(s.Settings)
+	for _, t := range a.targets {
+		t.redact = redact
+	}
 
 	files, err := a.renderAll(s)
 	if err != nil {
@@ -337,6 +341,20 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	a.saveCache(s)
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// redactor hides the values of settings, and of the settings applied
+// last, in a command's output: a deferred reload runs with the files of
+// the one, a check with those of the other.
+func (a *Agent) redactor(settings map[string]any) func(string) string {
+	applied := a.settings
+	return func(text string) string {
+		text = render.Redact(text, settings)
+		if applied != nil {
+			text = render.Redact(text, applied)
+		}
+		return text
+	}
 }
 
 // install runs the targets' staged checks, commits txn, and runs their

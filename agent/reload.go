@@ -25,6 +25,11 @@ type Target struct {
 	deferred   bool        // a reload waits for min_interval to pass
 	program    *program    // exec mode: the running program, nil when none
 	exits      []time.Time // exec mode: unexpected exits in the last minute
+
+	// redact, if set, hides setting values in a command's whole output
+	// before it is cut to an excerpt, so that a value spanning lines or
+	// the cut is never half shown. The Agent sets it before each use.
+	redact func(string) string
 }
 
 // NewTarget checks cfg and returns its Target.
@@ -48,7 +53,7 @@ func (t *Target) Check(ctx context.Context) error {
 	if t.cfg.Check == "" {
 		return nil
 	}
-	if _, err := runCommand(ctx, t.cfg.Check, t.cfg.Timeout.Duration, nil); err != nil {
+	if _, err := runCommand(ctx, t.cfg.Check, t.cfg.Timeout.Duration, nil, t.redact); err != nil {
 		return fmt.Errorf("check %q: %w", t.cfg.Check, err)
 	}
 	return nil
@@ -63,7 +68,7 @@ func (t *Target) CheckStaged(ctx context.Context, staged, dest string) error {
 		return nil
 	}
 	env := []string{"SSECONFD_STAGED=" + staged, "SSECONFD_DESTINATION=" + dest}
-	if _, err := runCommand(ctx, t.cfg.CheckStaged, t.cfg.Timeout.Duration, env); err != nil {
+	if _, err := runCommand(ctx, t.cfg.CheckStaged, t.cfg.Timeout.Duration, env, t.redact); err != nil {
 		return fmt.Errorf("check_staged %q on %s: %w", t.cfg.CheckStaged, dest, err)
 	}
 	return nil
@@ -78,7 +83,7 @@ func (t *Target) Reload(ctx context.Context) (string, error) {
 		return "", errors.New("exec target is restarted by the agent")
 	}
 	if t.cfg.Command != "" {
-		out, err := runCommand(ctx, t.cfg.Command, t.cfg.Timeout.Duration, nil)
+		out, err := runCommand(ctx, t.cfg.Command, t.cfg.Timeout.Duration, nil, t.redact)
 		if err != nil {
 			return "", fmt.Errorf("command %q: %w", t.cfg.Command, err)
 		}
@@ -167,7 +172,7 @@ func contains(list []string, s string) bool {
 // background process holding its output (sh -c 'sleep 600 &', a program
 // that daemonizes) returns a second after the shell exits; the background
 // process is left running.
-func runCommand(ctx context.Context, command string, timeout time.Duration, env []string) (string, error) {
+func runCommand(ctx context.Context, command string, timeout time.Duration, env []string, redact func(string) string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
@@ -176,11 +181,11 @@ func runCommand(ctx context.Context, command string, timeout time.Duration, env 
 	cmd.WaitDelay = time.Second
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
-	cmd.Stdout = &limitedBuffer{buf: &out, max: 4096}
+	cmd.Stdout = &limitedBuffer{buf: &out, max: outputLimit}
 	cmd.Stderr = cmd.Stdout
 
 	err := cmd.Run()
-	excerpt := outputExcerpt(out.Bytes())
+	excerpt := outputExcerpt(out.Bytes(), out.Len() >= outputLimit, redact)
 	if ctx.Err() == context.DeadlineExceeded {
 		return excerpt, fmt.Errorf("timed out after %s, process group killed: %s", timeout, excerpt)
 	}
@@ -206,9 +211,21 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// outputExcerpt puts the last lines of a command's output on one line.
-func outputExcerpt(b []byte) string {
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+// outputLimit is how much of a command's output is kept.
+const outputLimit = 64 << 10
+
+// outputExcerpt puts the last lines of a command's output on one line,
+// after redact (if not nil) has seen the whole output. When the output was
+// cut at outputLimit, its last, unfinished line is dropped.
+func outputExcerpt(b []byte, cut bool, redact func(string) string) string {
+	if i := bytes.LastIndexByte(b, '\n'); cut && i >= 0 {
+		b = b[:i]
+	}
+	s := strings.ToValidUTF8(string(b), "?")
+	if redact != nil {
+		s = redact(s)
+	}
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return "no output"
 	}

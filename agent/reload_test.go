@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sseconfd/sseconfd/render"
 )
 
 // baseConfig is the [source] and [backoff] part of a test config.
@@ -268,7 +270,7 @@ func TestRunCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := runCommand(context.Background(), tc.command, 10*time.Second, tc.env)
+			out, err := runCommand(context.Background(), tc.command, 10*time.Second, tc.env, nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("runCommand(%q) error = %v, want %q", tc.command, err, tc.wantErr)
@@ -303,7 +305,7 @@ func TestRunCommandTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "bg.pid")
 	command := fmt.Sprintf("sleep 600 & echo $! > %s; wait", pidFile)
 
-	_, err := runCommand(context.Background(), command, 300*time.Millisecond, nil)
+	_, err := runCommand(context.Background(), command, 300*time.Millisecond, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "timed out after 300ms") {
 		t.Fatalf("runCommand(%q) error = %v, want a timeout", command, err)
 	}
@@ -321,7 +323,7 @@ func TestRunCommandBackgroundHolderReturns(t *testing.T) {
 	command := fmt.Sprintf("sleep 600 & echo $! > %s", pidFile)
 	done := make(chan error, 1)
 	go func() {
-		_, err := runCommand(context.Background(), command, time.Hour, nil)
+		_, err := runCommand(context.Background(), command, time.Hour, nil, nil)
 		done <- err
 	}()
 	select {
@@ -458,6 +460,9 @@ reload_on_start = %v
 	if n := reloadsLogged(logs, "app"); n != 1 {
 		t.Errorf("agent with reload_on_start logged %d reloads, want 1", n)
 	}
+	// Signals of one kind merge while one is pending: wait until the
+	// program has read after the first before the update sends another.
+	eventually(t, 10*time.Second, lastRecordHas(records, "SIGHUP", "a=1"))
 	post(t, cs, "dev", map[string]any{"x": 2})
 	eventually(t, 10*time.Second, lastRecordHas(records, "SIGHUP", "a=2"))
 	if got, want := sighupContents(records()), []string{"a=1", "a=2"}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -713,5 +718,26 @@ command = "echo reloading with; cat %s"
 	got := logs.FilterMessage("reloaded").AllUntimed()[0].ContextMap()["result"]
 	if want := "exit status 0: reloading with | <redacted>"; got != want {
 		t.Errorf("reload logged result %q, want %q", got, want)
+	}
+}
+
+// TestCommandOutputRedactedWhole checks that a value is hidden in a
+// command's output before the output is cut into an excerpt: a value
+// spanning lines, and one cut in half at the output limit, never show.
+func TestCommandOutputRedactedWhole(t *testing.T) {
+	const secret = "top\nsecret\nvalue-42"
+	redact := func(s string) string { return render.Redact(s, map[string]any{"k": secret}) }
+	_, err := runCommand(context.Background(), `printf 'before\ntop\nsecret\nvalue-42\nafter\n'; exit 1`, 10*time.Second, nil, redact)
+	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "<redacted>") {
+		t.Errorf("error %v, want the multi-line value redacted", err)
+	}
+
+	// Fill the output up to the limit so that the cut falls inside a value.
+	pad := outputLimit - 10
+	cmd := fmt.Sprintf(`head -c %d /dev/zero | tr '\\0' x; printf '\nABCDEFGHIJKLMNOPQRSTUVWXYZ\n'; exit 1`, pad)
+	redactAlpha := func(s string) string { return render.Redact(s, map[string]any{"k": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}) }
+	_, err = runCommand(context.Background(), cmd, 10*time.Second, nil, redactAlpha)
+	if err == nil || strings.Contains(err.Error(), "ABCDEFG") {
+		t.Errorf("error %.200v, want no part of a value cut at the output limit", err)
 	}
 }

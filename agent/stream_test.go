@@ -574,15 +574,17 @@ func TestStreamIdleAfterHeaders(t *testing.T) {
 func TestStreamKeepAlivesKeepTheConnection(t *testing.T) {
 	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		writeStream(w, event(`{"a":1}`))
-		for i := 0; i < 10; i++ {
-			time.Sleep(50 * time.Millisecond)
+		// 2 s of keep-alives only, every 100 ms, against a 600 ms idle timeout:
+		// without them the connection would be dropped three times over.
+		for i := 0; i < 20; i++ {
+			time.Sleep(100 * time.Millisecond)
 			writeStream(w, ": keep-alive\n\n")
 		}
 		writeStream(w, event(`{"a":2}`))
 		holdOpen(t, r)
 	})
 	s, _ := fastStream(url)
-	s.Source.IdleTimeout.Duration = 200 * time.Millisecond
+	s.Source.IdleTimeout.Duration = 600 * time.Millisecond
 	run := startStream(t, s, nil)
 	eventually(t, 10*time.Second, run.hasSnapshots(2))
 	if f := run.failures(); len(f) > 0 {
