@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -92,4 +93,27 @@ func bootTime() (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("/proc/stat: no btime line")
+}
+
+// maxPIDFile is the most bytes of a pid file read: a pid and a newline
+// need a dozen.
+const maxPIDFile = 64
+
+// readPIDFile reads a pid file that must be a small regular file. A FIFO
+// would block the reload until a writer came, and a device such as
+// /dev/zero would be read until memory ran out.
+func readPIDFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxPIDFile+1))
 }

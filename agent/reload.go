@@ -110,7 +110,7 @@ func (t *Target) confirmPID() (int, error) {
 	refuse := func(format string, args ...any) (int, error) {
 		return 0, fmt.Errorf("%w: pid_file %s: %s", ErrRefused, t.cfg.PIDFile, fmt.Sprintf(format, args...))
 	}
-	data, err := os.ReadFile(t.cfg.PIDFile)
+	data, err := readPIDFile(t.cfg.PIDFile)
 	if err != nil {
 		return refuse("%v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,5 +107,31 @@ func TestReloadRefusesAStalePIDFileWithoutProcessName(t *testing.T) {
 	writeFile(t, filepath.Dir(pidFile), "app.pid", strconv.Itoa(sleep.Process.Pid))
 	if _, err := target.Reload(context.Background()); err != nil {
 		t.Fatalf("Reload after the pid file was rewritten: %v", err)
+	}
+}
+
+// TestConfirmPIDOddFiles points pid_file at things that are not small
+// regular files: a FIFO (reading it blocked the apply loop until a writer
+// came, forever) and an endless device (read without limit, until memory
+// ran out). Each must be refused at once.
+func TestConfirmPIDOddFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "app.pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := (&Target{cfg: ReloadConfig{Name: "t", PIDFile: path}}).confirmPID()
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("confirmPID with pid_file %s: %v, want ErrRefused saying it is not a regular file", path, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("confirmPID with pid_file %s still runs after 10s", path)
+		}
 	}
 }
