@@ -741,3 +741,16 @@ func TestCommandOutputRedactedWhole(t *testing.T) {
 		t.Errorf("error %.200v, want no part of a value cut at the output limit", err)
 	}
 }
+
+// TestDeferredNeverReloadedTargetFires: a deferred target that was never
+// reloaded is due at once (its lastReload is the zero time); the timer
+// used to stay unarmed for it, so the reload never came.
+func TestDeferredNeverReloadedTargetFires(t *testing.T) {
+	a := &Agent{targets: map[string]*Target{"x": {deferred: true}}, sched: newSchedule()}
+	a.armReloadTimer()
+	select {
+	case <-a.sched.reload.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("armReloadTimer did not arm the timer for a deferred target never reloaded")
+	}
+}

@@ -145,14 +145,15 @@ func (a *Agent) reloadDeferred(ctx context.Context) {
 // armReloadTimer sets the reload timer to the earliest deferred reload.
 func (a *Agent) armReloadTimer() {
 	var next time.Time
+	armed := false // next may be the zero time: a target never reloaded is due at once
 	for _, t := range a.targets {
 		due := t.lastReload.Add(t.cfg.MinInterval.Duration)
-		if t.deferred && (next.IsZero() || due.Before(next)) {
-			next = due
+		if t.deferred && (!armed || due.Before(next)) {
+			next, armed = due, true
 		}
 	}
 	a.sched.reload.Stop()
-	if !next.IsZero() {
+	if armed {
 		a.sched.reload.Reset(max(time.Until(next), 0))
 	}
 }
