@@ -578,7 +578,7 @@ func (c *Config) validateReload(key string, r ReloadConfig) []error {
 	}
 	switch {
 	case ways > 1:
-		bad("command", "set one of command, exec, or signal with pid_file")
+		bad("command", "set only one of command, exec, or signal with pid_file; this target sets more than one")
 	case ways == 0:
 		bad("command", "set command, exec, or signal with pid_file")
 	case hasSignal && r.PIDFile == "":

@@ -63,6 +63,9 @@ func checkValue(v any, ft reflect.Type, key string, report func(key, msg string)
 	}
 	switch ft.Kind() {
 	case reflect.String:
+		if strings.HasSuffix(key, ".mode") {
+			return wantKind(v, `an octal mode in quotes such as "0644"`, "string")
+		}
 		return wantKind(v, "a string", "string")
 	case reflect.Bool:
 		return wantKind(v, "true or false", "bool")

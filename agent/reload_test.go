@@ -199,7 +199,7 @@ func TestReloadConfigValidation(t *testing.T) {
 		{name: "signal", reload: `signal = "SIGUSR1"` + "\npid_file = \"/run/x.pid\""},
 		{name: "unknown signal", reload: `signal = "SIGNOPE"` + "\npid_file = \"/run/x.pid\"", wantErr: `unknown signal "SIGNOPE"`},
 		{name: "exec", reload: `exec = "sleep 1"` + "\nmax_restarts = 0\nkill_timeout = \"1s\""},
-		{name: "exec and command", reload: `exec = "sleep 1"` + "\ncommand = \"true\"", wantErr: "set one of"},
+		{name: "exec and command", reload: `exec = "sleep 1"` + "\ncommand = \"true\"", wantErr: "set only one of"},
 		{name: "nothing", reload: `check = "true"`, wantErr: "set command, exec"},
 		{name: "restarts not a number", reload: `exec = "sleep 1"` + "\nmax_restarts = \"many\"", wantErr: "max_restarts"},
 		{name: "negative restarts", reload: `exec = "sleep 1"` + "\nmax_restarts = -1", wantErr: "max_restarts"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"text/template"
 	"text/template/parse"
@@ -92,7 +93,7 @@ func (o options) parse(name, text string, guard bool) (*template.Template, error
 		Funcs(funcs).
 		Parse(text)
 	if err != nil {
-		return nil, err
+		return nil, explainParseError(err)
 	}
 	for _, tt := range t.Templates() {
 		if tt.Tree == nil {
@@ -187,4 +188,17 @@ func printValueOrEmpty(_ string, v any) (any, error) {
 		return "", nil
 	}
 	return v, nil
+}
+
+// explainParseError adds what to do to the parse errors whose Go wording
+// leaves a template author guessing. The error keeps Go's text first.
+func explainParseError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.HasSuffix(msg, "unexpected EOF"):
+		return fmt.Errorf("%w (an {{if}}, {{range}}, {{with}}, {{define}} or {{block}} lacks its {{end}})", err)
+	case strings.Contains(msg, `function "env" not defined`), strings.Contains(msg, `function "expandenv" not defined`):
+		return fmt.Errorf("%w (env and expandenv are left out: templates see .Settings and .Env only)", err)
+	}
+	return err
 }

@@ -215,3 +215,16 @@ func TestParseSettingsErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParseErrorHints(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"{{ if .Settings.x }}open", "lacks its {{end}}"},
+		{`{{ env "HOME" }}`, "templates see .Settings and .Env only"},
+	}
+	for _, tc := range tests {
+		_, err := Parse("t.tmpl", tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "t.tmpl:1") {
+			t.Errorf("Parse(%q) error = %v, want it to name t.tmpl:1 and say %q", tc.text, err, tc.want)
+		}
+	}
+}

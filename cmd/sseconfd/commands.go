@@ -273,7 +273,7 @@ func cmdValidate(args []string) int {
 		return exitUsage
 	}
 	cfg := a.Config()
-	fmt.Printf("%s: ok (%d templates, %d reload targets)\n", *config, len(cfg.Templates), len(cfg.Reloads))
+	fmt.Printf("%s: ok (%s, %s)\n", *config, plural(len(cfg.Templates), "template"), plural(len(cfg.Reloads), "reload target"))
 	return exitOK
 }
 
@@ -291,4 +291,12 @@ func cmdVersion(args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// plural says "1 template", "2 templates".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
