@@ -268,12 +268,14 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 		a.notify("READY=1")
 	}
 	if err != nil {
-		a.log.Error("update rejected", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin), zap.Error(err))
+		a.log.Error("update rejected", zap.String("hash", s.ShortHash()), zap.String("origin", s.Origin),
+			zap.Error(err))
 		a.rejected = true
 		return
 	}
 	if a.opts.DryRun {
-		a.log.Info("dry run: nothing written", zap.String("hash", s.ShortHash()), zap.Strings("would_change", res.Changed))
+		a.log.Info("dry run: nothing written", zap.String("hash", s.ShortHash()),
+			zap.Strings("would_change", res.Changed))
 		return
 	}
 	recovered := a.rejected

@@ -68,22 +68,33 @@ type healthReport struct {
 
 func newStatus(version string) *status {
 	s := &status{since: time.Now(), reg: prometheus.NewRegistry()}
-	f := func(name, help string) prometheus.Opts {
-		return prometheus.Opts{Namespace: "sseconfd", Name: name, Help: help}
-	}
-	s.up = prometheus.NewGauge(prometheus.GaugeOpts(f("connected", "1 while the event stream is connected, else 0.")))
-	s.reconnects = prometheus.NewCounter(prometheus.CounterOpts(f("reconnects_total", "Connections made after the first.")))
-	s.received = prometheus.NewCounter(prometheus.CounterOpts(f("events_received_total", "Valid settings snapshots received that differ from the previous one (stream, resync or cache).")))
-	s.rejected = prometheus.NewCounterVec(prometheus.CounterOpts(f("events_rejected_total", "Stream events refused, by reason.")), []string{"reason"})
-	s.applied = prometheus.NewCounter(prometheus.CounterOpts(f("updates_applied_total", "Snapshots rendered and installed (including those that changed no file).")))
-	s.applyRejected = prometheus.NewCounter(prometheus.CounterOpts(f("updates_rejected_total", "Snapshots not applied: render, install or check failed.")))
-	s.lastApplyTime = prometheus.NewGauge(prometheus.GaugeOpts(f("last_apply_timestamp_seconds", "Unix time of the last successful apply.")))
-	s.applyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "sseconfd", Name: "apply_duration_seconds",
-		Help: "Time to render, install, check and reload one snapshot.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
-	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts(f("reloads_total", "Reloads of targets, by target and result (ok, error).")), []string{"target", "result"})
-	s.filesWritten = prometheus.NewCounter(prometheus.CounterOpts(f("files_written_total", "Destination files replaced.")))
-	info := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "sseconfd", Name: "build_info", Help: "Always 1; the version is a label.",
-		ConstLabels: prometheus.Labels{"version": version}})
+	s.up = prometheus.NewGauge(gauge("connected",
+		"1 while the event stream is connected, else 0."))
+	s.reconnects = prometheus.NewCounter(counter("reconnects_total",
+		"Connections made after the first."))
+	s.received = prometheus.NewCounter(counter("events_received_total",
+		"Valid settings snapshots received that differ from the previous one (stream, resync or cache)."))
+	s.rejected = prometheus.NewCounterVec(counter("events_rejected_total",
+		"Stream events refused, by reason."), []string{"reason"})
+	s.applied = prometheus.NewCounter(counter("updates_applied_total",
+		"Snapshots rendered and installed (including those that changed no file)."))
+	s.applyRejected = prometheus.NewCounter(counter("updates_rejected_total",
+		"Snapshots not applied: render, install or check failed."))
+	s.lastApplyTime = prometheus.NewGauge(gauge("last_apply_timestamp_seconds",
+		"Unix time of the last successful apply."))
+	s.applyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "sseconfd", Name: "apply_duration_seconds",
+		Help:    "Time to render, install, check and reload one snapshot.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	})
+	s.reloads = prometheus.NewCounterVec(counter("reloads_total",
+		"Reloads of targets, by target and result (ok, error)."), []string{"target", "result"})
+	s.filesWritten = prometheus.NewCounter(counter("files_written_total",
+		"Destination files replaced."))
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "sseconfd", Name: "build_info", Help: "Always 1; the version is a label.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
 	info.Set(1)
 	s.reg.MustRegister(s.up, s.reconnects, s.received, s.rejected, s.applied, s.applyRejected, s.lastApplyTime,
 		s.applyDuration, s.reloads, s.filesWritten, info,
@@ -92,6 +103,14 @@ func newStatus(version string) *status {
 		s.rejected.WithLabelValues(reason)
 	}
 	return s
+}
+
+func counter(name, help string) prometheus.CounterOpts {
+	return prometheus.CounterOpts{Namespace: "sseconfd", Name: name, Help: help}
+}
+
+func gauge(name, help string) prometheus.GaugeOpts {
+	return prometheus.GaugeOpts{Namespace: "sseconfd", Name: name, Help: help}
 }
 
 // streamEvent is the Stream's Events hook; it must not block.
