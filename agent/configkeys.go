@@ -3,8 +3,9 @@ package agent
 import (
 	"encoding"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -37,7 +38,7 @@ func (p *Problem) Error() string {
 // reports every key that t has no field for and every value of the wrong
 // type. It deletes those keys from m, so that the rest decodes cleanly.
 func checkKeys(m map[string]any, t reflect.Type, prefix string, report func(key, msg string)) {
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		key := joinKey(prefix, name)
 		f, ok := fieldByTag(t, name)
 		if !ok {
@@ -110,7 +111,7 @@ func checkStringMap(v any) string {
 	if !ok {
 		return fmt.Sprintf("want a table of strings such as { \"X-Team\" = \"web\" }, got %s", tomlKind(v))
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if _, ok := m[k].(string); !ok {
 			return fmt.Sprintf("%q: want a string, got %s", k, tomlKind(m[k]))
 		}
@@ -216,15 +217,6 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func joinKey(prefix, name string) string {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -130,7 +131,7 @@ func (d *driftWatch) run(ctx context.Context) {
 			d.log.Warn("restore_drift watch error", zap.Error(err))
 		case <-fire:
 			fire = nil
-			paths := sortedPaths(touched)
+			paths := slices.Sorted(maps.Keys(touched))
 			clear(touched)
 			d.a.Do(ctx, func() { d.a.restoreDrift(paths) })
 		case <-retry.C:
@@ -143,15 +144,6 @@ func (d *driftWatch) watch(p string) {
 	if !slices.Contains(d.paths, p) {
 		d.paths = append(d.paths, p)
 	}
-}
-
-func sortedPaths(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // restoreDrift puts back the last applied version of each destination in

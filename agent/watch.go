@@ -3,9 +3,10 @@ package agent
 import (
 	"context"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,7 +75,7 @@ func (a *Agent) watchTemplates(ctx context.Context, log *zap.Logger, sources []s
 			}
 			log.Warn("template watch error", zap.Error(err))
 		case <-timer.C:
-			paths := sortedSet(changed)
+			paths := slices.Sorted(maps.Keys(changed))
 			changed = map[string]bool{}
 			a.Do(ctx, func() { a.reloadTemplates(ctx, paths) })
 		}
@@ -130,15 +131,6 @@ func isTemplateChange(ev fsnotify.Event) bool {
 		return false
 	}
 	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove)
-}
-
-func sortedSet(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // reloadTemplates parses the changed template files again and renders the
