@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,6 +162,7 @@ type Result struct {
 	Changed  []string // destinations whose content was replaced
 	Reloaded []string // targets reloaded
 	Deferred []string // targets whose reload waits for their min_interval
+	Failed   []string // targets whose reload failed or was refused (logged; the files stay)
 	Duration time.Duration
 }
 
@@ -247,7 +249,8 @@ func (a *Agent) Do(ctx context.Context, f func()) bool {
 	}
 }
 
-// Once fetches the current settings and applies them.
+// Once fetches the current settings and applies them. A reload that
+// failed or was refused is an error too (the files stay installed).
 func (a *Agent) Once(ctx context.Context) (Result, error) {
 	a.removeStale()
 	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log}
@@ -255,7 +258,12 @@ func (a *Agent) Once(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return a.Apply(ctx, snap)
+	res, err := a.Apply(ctx, snap)
+	if err == nil && len(res.Failed) > 0 {
+		err = fmt.Errorf("files installed, but the reload of %s failed or was refused (see the log)",
+			strings.Join(res.Failed, ", "))
+	}
+	return res, err
 }
 
 // applyAndLog applies s and logs the outcome; errors never stop the agent.
@@ -339,7 +347,7 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	a.noteInstalled(files)
 	a.settings = s.Settings
 	targets = a.withStartTargets(targets)
-	res.Reloaded, res.Deferred = a.reloadAll(ctx, targets)
+	res.Reloaded, res.Deferred, res.Failed = a.reloadAll(ctx, targets)
 	a.saveCache(s)
 	res.Duration = time.Since(start)
 	return res, nil

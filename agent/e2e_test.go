@@ -199,3 +199,35 @@ destination = %q
 		t.Errorf("Once wrote a file for an unknown environment")
 	}
 }
+
+// TestOnceFailsWhenTheReloadFails: once must not exit 0 when the program
+// was not told (a reload command failed); the files stay installed.
+func TestOnceFailsWhenTheReloadFails(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"a": 1})
+	tmpl := writeFile(t, dir, "t.tmpl", "a={{ .Settings.a }}\n")
+	dest := filepath.Join(dir, "out")
+	cfg := loadConfig(t, dir, fmt.Sprintf(`
+[source]
+url = %q
+env = "dev"
+[[template]]
+source = %q
+destination = %q
+reload = "app"
+[[reload]]
+name = "app"
+command = "exit 3"
+`, url, tmpl, dest))
+	a, err := New(cfg, zap.NewNop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Once(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "reload of app failed") {
+		t.Fatalf("Once with a failing reload command = %v, want an error naming the target", err)
+	}
+	if msg := fileHas(dest, "a=1")(); msg != "" {
+		t.Errorf("files of a once whose reload failed: %s, want them installed", msg)
+	}
+}

@@ -150,6 +150,17 @@ type buildResult struct {
 	err  error
 }
 
+// removeBuilds deletes the directories of buildProgram; TestMain calls it
+// after the tests.
+func removeBuilds() {
+	buildOnce.Range(func(_, v any) bool {
+		if r := v.(*buildResult); r.path != "" {
+			os.RemoveAll(filepath.Dir(r.path))
+		}
+		return true
+	})
+}
+
 // buildProgram compiles the Go package pkg (relative to the module root)
 // once per test binary and returns the executable's path.
 func buildProgram(t testing.TB, pkg string) string {

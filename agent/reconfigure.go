@@ -115,7 +115,7 @@ func (a *Agent) reloadChangedTargets(ctx context.Context, old map[string]*Target
 	if len(changed) == 0 {
 		return
 	}
-	reloaded, deferred := a.reloadAll(ctx, changed)
+	reloaded, deferred, _ := a.reloadAll(ctx, changed) // failures are logged by reload
 	if len(reloaded)+len(deferred) > 0 {
 		a.log.Info("reloaded targets whose config changed", zap.Strings("reloaded", reloaded), zap.Strings("deferred", deferred))
 	}

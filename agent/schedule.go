@@ -112,7 +112,7 @@ func (a *Agent) applyAndRetry(ctx context.Context, s Snapshot) {
 // is closer than their min_interval; a deferred reload fires when the
 // interval has passed (reloadDeferred). It returns the names of both.
 // Failures are logged and are no error of the update.
-func (a *Agent) reloadAll(ctx context.Context, targets []*Target) (reloaded, deferred []string) {
+func (a *Agent) reloadAll(ctx context.Context, targets []*Target) (reloaded, deferred, failed []string) {
 	now := time.Now()
 	for _, t := range targets {
 		if t.deferred || now.Before(t.lastReload.Add(t.cfg.MinInterval.Duration)) {
@@ -122,10 +122,12 @@ func (a *Agent) reloadAll(ctx context.Context, targets []*Target) (reloaded, def
 		}
 		if a.reload(ctx, t) {
 			reloaded = append(reloaded, t.Name())
+		} else {
+			failed = append(failed, t.Name())
 		}
 	}
 	a.armReloadTimer()
-	return reloaded, deferred
+	return reloaded, deferred, failed
 }
 
 // reloadDeferred fires every deferred reload that is due.

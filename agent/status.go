@@ -99,7 +99,7 @@ func newStatus(version string) *status {
 	s.reg.MustRegister(s.up, s.reconnects, s.received, s.rejected, s.applied, s.applyRejected, s.lastApplyTime,
 		s.applyDuration, s.reloads, s.filesWritten, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, reason := range []string{"invalid_json", "no_settings", "wrong_type", "empty"} {
+	for _, reason := range []string{"invalid_json", "invalid_utf8", "no_settings", "wrong_type", "empty"} {
 		s.rejected.WithLabelValues(reason)
 	}
 	return s

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -36,7 +37,10 @@ import (
 // TestMain fails the package's tests if any goroutine outlives them: every
 // Run must have stopped everything it started.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		removeBuilds()
+		os.Exit(code)
+	}))
 }
 
 // streamRun is a Stream.Run started in the background by startStream.
