@@ -85,6 +85,8 @@ type savedFile struct {
 	mode       fs.FileMode
 	uid, gid   int
 	unreadable bool // content could not be read: it cannot be put back
+	stat       fs.FileInfo
+	known      bool // content was not read: the signature says it is what was written
 }
 
 // Stage compares each file with what is on disk and writes those that
@@ -292,7 +294,7 @@ func (t *Txn) stage(f File) (*staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := readExisting(target)
+	old, err := readExisting(target, f.Content)
 	if err != nil {
 		return nil, err
 	}
@@ -313,8 +315,15 @@ func (t *Txn) stage(f File) (*staged, error) {
 		if fixed {
 			t.notices = append(t.notices, Notice{Path: f.Path, Msg: NoticeMetadataFixed})
 		}
+		switch {
+		case fixed || err != nil:
+			forgetSignature(target)
+		case !old.known:
+			rememberSignature(target, old.stat, old.content)
+		}
 		return nil, err
 	}
+	forgetSignature(target)
 	return s, s.writeTemps()
 }
 
@@ -415,8 +424,9 @@ var readFile = os.ReadFile
 
 // readExisting returns the current state of path, or nil if it does not
 // exist. A regular file whose content cannot be read is returned with
-// unreadable set, so that it is replaced rather than trusted.
-func readExisting(path string) (*savedFile, error) {
+// unreadable set, so that it is replaced rather than trusted. A file whose
+// stat matches the signature of want is not read: its content is want.
+func readExisting(path string, want []byte) (*savedFile, error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -428,7 +438,11 @@ func readExisting(path string) (*savedFile, error) {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	uid, gid := owner(fi)
-	old := &savedFile{mode: fi.Mode().Perm(), uid: uid, gid: gid}
+	old := &savedFile{mode: fi.Mode().Perm(), uid: uid, gid: gid, stat: fi}
+	if unchangedSince(path, fi, want) {
+		old.content, old.known = want, true
+		return old, nil
+	}
 	old.content, err = readFile(path)
 	if err != nil {
 		old.unreadable = true
