@@ -3,7 +3,6 @@ package agent
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -35,7 +34,13 @@ func (s Snapshot) ShortHash() string {
 
 // NewSnapshot hashes settings into a Snapshot.
 func NewSnapshot(settings map[string]any, origin string) (Snapshot, error) {
-	canonical, err := json.Marshal(settings)
+	return newSnapshot(settings, origin, 0)
+}
+
+// newSnapshot is NewSnapshot with the expected size of the canonical JSON
+// (that of the JSON it was decoded from), so its buffer is not regrown.
+func newSnapshot(settings map[string]any, origin string, sizeHint int) (Snapshot, error) {
+	canonical, err := appendCanonical(make([]byte, 0, sizeHint), settings)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("hash settings: %w", err)
 	}
@@ -70,7 +75,7 @@ func decodeEvent(data []byte) (Snapshot, []string, error) {
 	if !ok {
 		return Snapshot{}, nil, fmt.Errorf("event's \"settings\" is a JSON %s, want an object", render.KindOf(raw))
 	}
-	snap, err := NewSnapshot(settings, "stream")
+	snap, err := newSnapshot(settings, "stream", len(data))
 	return snap, dups, err
 }
 
@@ -90,7 +95,7 @@ func decodeSettings(data []byte, origin string) (Snapshot, []string, error) {
 	if !ok {
 		return Snapshot{}, nil, fmt.Errorf("settings are a JSON %s, want an object", render.KindOf(v))
 	}
-	snap, err := NewSnapshot(settings, origin)
+	snap, err := newSnapshot(settings, origin, len(data))
 	return snap, dups, err
 }
 

@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// The snapshot hash is taken over appendCanonical's output; it must be
+// byte for byte what json.Marshal wrote before, or every cached snapshot
+// would stop matching its hash.
+func TestCanonicalEqualsMarshal(t *testing.T) {
+	tricky := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>",
+		"\b\f\n\r\t\x00\x01\x1f\x7f", "line\u2028para\u2029", "é ü 日本 🙂", "bad \xff byte", "\xed\xa0\x80",
+		strings.Repeat("x", 300)}
+	values := []any{nil, true, false, int64(0), int64(-42), int64(math.MaxInt64), int64(math.MinInt64),
+		uint64(math.MaxUint64), render.Float(1), render.Float(0.25), render.Float(1e21), render.Float(-1e-7),
+		json.Number("123456789012345678901234567890"), 7, 3.5, []string{"a"}, map[string]int{"b": 1},
+		[]any{}, []any{int64(1), "two", nil, []any{true}}, map[string]any{}, map[string]any(nil)}
+	for _, s := range tricky {
+		values = append(values, s, map[string]any{s: s})
+	}
+	for _, v := range values {
+		wantCanonical(t, v)
+	}
+	wantCanonical(t, map[string]any{"settings": map[string]any{"values": values}, "z": "last", "a": "first"})
+	wantCanonical(t, randomSettings(rand.New(rand.NewPCG(1, 2)), 3))
+}
+
+func wantCanonical(t *testing.T, v any) {
+	t.Helper()
+	want, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("json.Marshal(%#v): %v", v, err)
+	}
+	got, err := appendCanonical(nil, v)
+	if err != nil {
+		t.Fatalf("appendCanonical(%#v): %v", v, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("appendCanonical(%#v) = %s, json.Marshal wrote %s", v, got, want)
+	}
+}
+
+// randomSettings builds a nested settings map of random keys and values.
+func randomSettings(r *rand.Rand, depth int) map[string]any {
+	m := map[string]any{}
+	for range r.IntN(40) {
+		m[randomString(r)] = randomValue(r, depth)
+	}
+	return m
+}
+
+func randomValue(r *rand.Rand, depth int) any {
+	switch n := r.IntN(8); {
+	case n == 0 && depth > 0:
+		return randomSettings(r, depth-1)
+	case n == 1 && depth > 0:
+		return []any{randomValue(r, depth-1), randomValue(r, depth-1)}
+	case n == 2:
+		return r.Int64() - r.Int64()
+	case n == 3:
+		return render.Float(r.NormFloat64() * math.Pow(10, float64(r.IntN(40)-20)))
+	case n == 4:
+		return r.IntN(2) == 0
+	default:
+		return randomString(r)
+	}
+}
+
+func randomString(r *rand.Rand) string {
+	alphabet := []rune("ab<>&\"\\\n\t\x00\x7fé\u2028🙂")
+	var b []byte
+	for range r.IntN(12) {
+		if r.IntN(20) == 0 {
+			b = append(b, 0xff) // invalid UTF-8
+			continue
+		}
+		b = utf8.AppendRune(b, alphabet[r.IntN(len(alphabet))])
+	}
+	return string(b)
+}
