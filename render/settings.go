@@ -65,31 +65,36 @@ func DecodeJSON(data []byte) (any, error) {
 
 // DecodeJSONDuplicates is DecodeJSON that also lists the keys that occur
 // more than once in one object, as paths such as "settings.db.port". The
-// last occurrence wins, as with encoding/json. Finding that there are
-// none costs one pass over the bytes without allocating.
+// last occurrence wins, as with encoding/json. Decoding notices a repeated
+// key; only then is the document read again to name it.
 func DecodeJSONDuplicates(data []byte) (v any, dups []string, err error) {
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, and a
 	// replacement character must not reach a config file.
 	if !utf8.Valid(data) {
 		return nil, nil, fmt.Errorf("invalid UTF-8 at offset %d", firstInvalidUTF8(data))
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil, nil, describeJSONError(err, dec.InputOffset())
+	if !json.Valid(data) {
+		return nil, nil, invalidJSONError(data)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, nil, fmt.Errorf("invalid JSON: data after the value at offset %d", dec.InputOffset())
-	}
-	keys := 0
-	v = normalize(v, &keys)
-
-	// In valid JSON every colon outside a string follows a key, so fewer
-	// keys in the decoded maps than colons means a key was repeated.
-	if keys != countColons(data) {
+	v, dup := parseValid(data)
+	if dup {
 		dups = duplicateKeys(data)
 	}
 	return v, dups, nil
+}
+
+// invalidJSONError says where data, which is not valid JSON, goes wrong.
+func invalidJSONError(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return describeJSONError(err, dec.InputOffset())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("invalid JSON: data after the value at offset %d", dec.InputOffset())
+	}
+	return errors.New("invalid JSON") // json.Valid and json.Decoder disagree
 }
 
 func firstInvalidUTF8(data []byte) int {
@@ -120,24 +125,17 @@ func describeJSONError(err error, offset int64) error {
 // UseNumber, into int64, uint64 or Float; see ParseSettings. Maps and
 // slices are converted in place.
 func Normalize(v any) any {
-	var keys int
-	return normalize(v, &keys)
-}
-
-// normalize is Normalize that also adds the number of map keys to *keys.
-func normalize(v any, keys *int) any {
 	switch x := v.(type) {
 	case json.Number:
 		return normalizeNumber(x)
 	case map[string]any:
-		*keys += len(x)
 		for k, e := range x {
-			x[k] = normalize(e, keys)
+			x[k] = Normalize(e)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = normalize(e, keys)
+			x[i] = Normalize(e)
 		}
 		return x
 	default:
@@ -181,26 +179,6 @@ func KindOf(v any) string {
 	}
 }
 
-// countColons counts the colons outside strings in data, which is valid
-// JSON: one per object key.
-func countColons(data []byte) int {
-	n := 0
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case !inString && c == ':':
-			n++
-		}
-	}
-	return n
-}
-
 // jsonFrame is one open object or array while duplicateKeys walks a document.
 type jsonFrame struct {
 	path    string
@@ -213,7 +191,7 @@ type jsonFrame struct {
 
 // duplicateKeys lists, as paths, the keys repeated within one object of
 // data, which is valid JSON. It is the slow path, taken only when
-// countColons says there is something to find.
+// the parser saw a key repeated.
 func duplicateKeys(data []byte) []string {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
