@@ -29,7 +29,7 @@ func WriteCache(path, env string, s Snapshot) error {
 			return fmt.Errorf("write cache: %w", err)
 		}
 	}
-	data, err := json.Marshal(cacheFile{Env: env, Hash: s.Hash, Time: s.Time, Settings: settings})
+	data, err := encodeCache(cacheFile{Env: env, Hash: s.Hash, Time: s.Time, Settings: settings})
 	if err != nil {
 		return fmt.Errorf("write cache: %w", err)
 	}
@@ -45,6 +45,23 @@ func WriteCache(path, env string, s Snapshot) error {
 		return fmt.Errorf("write cache: %w", err)
 	}
 	return nil
+}
+
+// encodeCache writes c as json.Marshal does, into a buffer of the right
+// size, with c.Settings (compact JSON) copied as it is: json.Marshal
+// copied the settings twice more and regrew its buffer, megabytes of
+// garbage at a moment when the rendered files are still in memory.
+func encodeCache(c cacheFile) ([]byte, error) {
+	when, err := c.Time.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(c.Settings)+len(c.Env)+len(c.Hash)+len(when)+64)
+	b = appendJSONString(append(b, `{"env":`...), c.Env)
+	b = appendJSONString(append(b, `,"hash":`...), c.Hash)
+	b = append(append(b, `,"time":`...), when...)
+	b = append(append(b, `,"settings":`...), c.Settings...)
+	return append(b, '}'), nil
 }
 
 // ReadCache loads the snapshot saved at path for env. The error says why

@@ -86,3 +86,23 @@ func randomString(r *rand.Rand) string {
 	}
 	return string(b)
 }
+
+// The cache file is written by hand; it must read as json.Marshal wrote it.
+func TestEncodeCacheEqualsMarshal(t *testing.T) {
+	snap, err := NewSnapshot(map[string]any{"a": "<b>", "n": int64(1), "f": render.Float(2)}, "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cacheFile{Env: "dev \"x\" <y>", Hash: snap.Hash, Time: snap.Time, Settings: snap.canonical}
+	want, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := encodeCache(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("encodeCache = %s, json.Marshal wrote %s", got, want)
+	}
+}
