@@ -369,7 +369,8 @@ func (a *Agent) redactor(settings map[string]any) func(string) string {
 
 // install runs the targets' staged checks, commits txn, and runs their
 // checks; a failing check rolls the update back. Errors are redacted.
-func (a *Agent) install(ctx context.Context, txn *render.Txn, targets []*Target, settings map[string]any) error {
+func (a *Agent) install(ctx context.Context, txn *render.Txn, targets []*Target,
+	settings map[string]any) error {
 	for _, t := range targets {
 		if err := a.checkStaged(ctx, txn, t); err != nil {
 			return fmt.Errorf("target %s: %s; update not installed", t.Name(), render.Redact(err.Error(), settings))

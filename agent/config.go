@@ -487,7 +487,8 @@ func (c *Config) validate() []error {
 	}
 	for i, r := range c.Reloads {
 		if r.Name != "" && !used[r.Name] {
-			bad(fmt.Sprintf("reload[%d].name", i), "no [[template]] names %q in its reload key, so it would never run", r.Name)
+			bad(fmt.Sprintf("reload[%d].name", i),
+				"no [[template]] names %q in its reload key, so it would never run", r.Name)
 		}
 	}
 	return errs

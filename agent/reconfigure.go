@@ -117,7 +117,8 @@ func (a *Agent) reloadChangedTargets(ctx context.Context, old map[string]*Target
 	}
 	reloaded, deferred, _ := a.reloadAll(ctx, changed) // failures are logged by reload
 	if len(reloaded)+len(deferred) > 0 {
-		a.log.Info("reloaded targets whose config changed", zap.Strings("reloaded", reloaded), zap.Strings("deferred", deferred))
+		a.log.Info("reloaded targets whose config changed", zap.Strings("reloaded", reloaded),
+			zap.Strings("deferred", deferred))
 	}
 }
 
@@ -166,7 +167,8 @@ func (a *Agent) startStream(ctx context.Context, pending *latest[Snapshot]) *chi
 
 // restartStale restarts the stream and the template watch when the last
 // request (a config reload) made them stale.
-func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], stream, watch *child) (*child, *child) {
+func (a *Agent) restartStale(ctx context.Context, pending *latest[Snapshot], stream,
+	watch *child) (*child, *child) {
 	if a.stale.stream {
 		a.stale.stream = false
 		stream.stop()

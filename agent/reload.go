@@ -172,7 +172,8 @@ func contains(list []string, s string) bool {
 // background process holding its output (sh -c 'sleep 600 &', a program
 // that daemonizes) returns a second after the shell exits; the background
 // process is left running.
-func runCommand(ctx context.Context, command string, timeout time.Duration, env []string, redact func(string) string) (string, error) {
+func runCommand(ctx context.Context, command string, timeout time.Duration, env []string,
+	redact func(string) string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)

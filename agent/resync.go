@@ -44,7 +44,8 @@ func (s *Stream) fetch(ctx context.Context, client *http.Client, origin string) 
 	return snap, err
 }
 
-func (s *Stream) fetchSettings(ctx context.Context, client *http.Client, origin string) (Snapshot, []string, error) {
+func (s *Stream) fetchSettings(ctx context.Context, client *http.Client,
+	origin string) (Snapshot, []string, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := s.newRequest(ctx, "/config/", "application/json")

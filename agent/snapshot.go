@@ -45,7 +45,8 @@ func newSnapshot(settings map[string]any, origin string, sizeHint int) (Snapshot
 		return Snapshot{}, fmt.Errorf("hash settings: %w", err)
 	}
 	sum := sha256.Sum256(canonical)
-	return Snapshot{Settings: settings, Hash: hex.EncodeToString(sum[:]), Time: time.Now(), Origin: origin, canonical: canonical}, nil
+	return Snapshot{Settings: settings, Hash: hex.EncodeToString(sum[:]), Time: time.Now(),
+		Origin: origin, canonical: canonical}, nil
 }
 
 // DecodeEvent decodes a stream event's data, {"settings": {...}}. The error

@@ -262,7 +262,8 @@ func (o *outageLog) failed(err error, failures int, wait time.Duration) {
 	}
 	o.attempts++
 	if now.Sub(o.lastSummary) < o.every {
-		o.log.Debug("reconnect failed", zap.Error(err), zap.Int("failures", failures), zap.Duration("retry_in", wait))
+		o.log.Debug("reconnect failed", zap.Error(err), zap.Int("failures", failures),
+			zap.Duration("retry_in", wait))
 		return
 	}
 	o.lastSummary = now
@@ -349,7 +350,8 @@ func (c *connection) connect(ctx context.Context, cancel context.CancelCauseFunc
 
 // doWithin sends req, whose context cancel ends, and gives the response
 // headers (dialling, TLS and redirects included) at most d to arrive.
-func doWithin(client *http.Client, req *http.Request, cancel context.CancelCauseFunc, d time.Duration) (*http.Response, error) {
+func doWithin(client *http.Client, req *http.Request, cancel context.CancelCauseFunc,
+	d time.Duration) (*http.Response, error) {
 	timer := time.AfterFunc(d, func() {
 		cancel(fmt.Errorf("no response headers within %s (source.idle_timeout)", d))
 	})
@@ -400,7 +402,8 @@ func (c *connection) read(r io.Reader) (delivered bool, err error) {
 //
 // r is read through a batchReader: see there why. It also tells onRetry,
 // if not nil, of each retry: field.
-func messages(r io.Reader, maxBytes int, lastID *string, onRetry func(time.Duration)) iter.Seq2[sse.Event, error] {
+func messages(r io.Reader, maxBytes int, lastID *string,
+	onRetry func(time.Duration)) iter.Seq2[sse.Event, error] {
 	return func(yield func(sse.Event, error) bool) {
 		batches := newBatchReader(r, onRetry)
 		for ev, err := range sse.Read(batches, &sse.ReadConfig{MaxEventSize: maxBytes}) {
@@ -448,7 +451,8 @@ func (c *connection) accept(data string) bool {
 	}
 	if err != nil {
 		if skipped, ok := c.rejects.allow(time.Now(), s.summaryEvery); ok {
-			log.Warn("event rejected", zap.Error(err), zap.Int("size", len(data)), zap.Int("not_logged_before", skipped))
+			log.Warn("event rejected", zap.Error(err), zap.Int("size", len(data)),
+				zap.Int("not_logged_before", skipped))
 		} else {
 			log.Debug("event rejected", zap.Error(err), zap.Int("size", len(data)))
 		}
@@ -532,7 +536,8 @@ func checkResponse(resp *http.Response, wantType string) error {
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != wantType {
-		return fmt.Errorf("HTTP %d with content type %q, want %s: %s", code, resp.Header.Get("Content-Type"), wantType, excerpt(resp.Body))
+		return fmt.Errorf("HTTP %d with content type %q, want %s: %s", code,
+			resp.Header.Get("Content-Type"), wantType, excerpt(resp.Body))
 	}
 	return nil
 }

@@ -150,7 +150,8 @@ func (a *Agent) reloadTemplates(ctx context.Context, paths []string) {
 		// (missing_key) apply to the new text as to the old.
 		fresh, err := loadTemplate(tf.cfg)
 		if err != nil {
-			a.log.Error("template not reloaded; keeping the previous version", zap.String("file", tf.cfg.Source), zap.Error(err))
+			a.log.Error("template not reloaded; keeping the previous version",
+				zap.String("file", tf.cfg.Source), zap.Error(err))
 			continue
 		}
 		tf.tmpl = fresh.tmpl

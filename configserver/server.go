@@ -139,7 +139,8 @@ func (s *Server) Set(env string, settings json.RawMessage) bool {
 	if n := len(e.history); n > 0 && bytes.Equal(e.history[n-1].Config.Settings, canon) {
 		return false
 	}
-	e.history = append(e.history, version{Config: versionConfig{Settings: canon}, Version: len(e.history) + 1, Timestamp: time.Now().UTC()})
+	e.history = append(e.history, version{Config: versionConfig{Settings: canon},
+		Version: len(e.history) + 1, Timestamp: time.Now().UTC()})
 	event := eventData(canon)
 	for ch := range e.subs {
 		select {
@@ -309,7 +310,8 @@ func (s *Server) serveVersion(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 1 || n > len(history) {
-		http.Error(w, fmt.Sprintf("version out of range: %s has versions 1 to %d", env, len(history)), http.StatusBadRequest)
+		msg := fmt.Sprintf("version out of range: %s has versions 1 to %d", env, len(history))
+		http.Error(w, msg, http.StatusBadRequest)
 		return
 	}
 	writeJSON(w, history[n-1].Config.Settings)

@@ -104,7 +104,10 @@ func run(bin string, keep bool) error {
 		"-file", ini, "-pid-file", pidFile, "-records", records); err != nil {
 		return err
 	}
-	if _, err := waitFor(5*time.Second, func() (string, error) { b, err := os.ReadFile(pidFile); return string(b), err }); err != nil {
+	if _, err := waitFor(5*time.Second, func() (string, error) {
+		b, err := os.ReadFile(pidFile)
+		return string(b), err
+	}); err != nil {
 		return fmt.Errorf("legacyapp did not start: %w", err)
 	}
 
@@ -118,7 +121,8 @@ func run(bin string, keep bool) error {
 	}
 	fmt.Print(indent(conf))
 	agentLog := filepath.Join(dir, "sseconfd.log")
-	if err := ps.start(filepath.Join(bin, "sseconfd"), agentLog, "run", "-config", config, "-log-format", "console"); err != nil {
+	if err := ps.start(filepath.Join(bin, "sseconfd"), agentLog, "run", "-config", config,
+		"-log-format", "console"); err != nil {
 		return err
 	}
 	first, err := waitFor(10*time.Second, func() (string, error) {
@@ -172,7 +176,8 @@ func run(bin string, keep bool) error {
 		Reason string
 	}
 	json.Unmarshal([]byte(last), &rec)
-	fmt.Printf("   legacyapp read its file for the %s time (once at start, once per SIGHUP),\n", ordinal(rec.Reads))
+	fmt.Printf("   legacyapp read its file for the %s time (once at start, once per SIGHUP),\n",
+		ordinal(rec.Reads))
 	fmt.Printf("   after a %s; it now sees color = green\n", rec.Reason)
 
 	step("6. the agent's log")

@@ -489,7 +489,8 @@ func writeTemp(target string, content []byte, mode fs.FileMode, uid, gid int) (s
 }
 
 // createTemp is writeTemp, with the fsync only when durable is set.
-func createTemp(target string, content []byte, mode fs.FileMode, uid, gid int, durable bool) (name string, err error) {
+func createTemp(target string, content []byte, mode fs.FileMode, uid, gid int,
+	durable bool) (name string, err error) {
 	dir, base := filepath.Split(target)
 	f, err := os.CreateTemp(dir, TempPrefix+base+".*")
 	if err != nil {

@@ -153,7 +153,8 @@ func guardPrints(n parse.Node) {
 		}
 	case *parse.ActionNode:
 		if len(n.Pipe.Decl) == 0 {
-			where := &parse.StringNode{NodeType: parse.NodeString, Quoted: fmt.Sprintf("%q", n.String()), Text: n.String()}
+			text := n.String()
+			where := &parse.StringNode{NodeType: parse.NodeString, Quoted: fmt.Sprintf("%q", text), Text: text}
 			guard := &parse.CommandNode{NodeType: parse.NodeCommand, Args: []parse.Node{
 				&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Ident: printValueFunc},
 				where,

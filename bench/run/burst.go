@@ -30,7 +30,8 @@ type Burst struct {
 // and times how long the last one takes to reach disk and the target.
 func runBurst(t *tools, set string, n, clients int, minInterval time.Duration) (Burst, error) {
 	res := Burst{Updates: n, Clients: clients, MinInterval: minInterval.String()}
-	r, err := newRig(t, rigOptions{kind: "agent", n: n, minInterval: minInterval, conns: clients, templates: set})
+	r, err := newRig(t, rigOptions{kind: "agent", n: n, minInterval: minInterval, conns: clients,
+		templates: set})
 	if err != nil {
 		return res, err
 	}

@@ -96,13 +96,15 @@ type agentSetup struct {
 func (s agentSetup) write() (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[source]\nurl = %q\nenv = %q\nresync_interval = \"0s\"\nmax_event_bytes = \"64MiB\"\n\n", s.serverURL, s.env)
-	fmt.Fprintf(&b, "[cache]\npath = %q\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n", filepath.Join(s.dir, "cache", s.env+".json"))
+	fmt.Fprintf(&b, "[cache]\npath = %q\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n",
+		filepath.Join(s.dir, "cache", s.env+".json"))
 	for _, name := range sortedKeys(s.templates) {
 		src := filepath.Join(s.dir, "templates", name+".tmpl")
 		if err := writeFile(src, s.templates[name]); err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "[[template]]\nsource = %q\ndestination = %q\nmode = \"0644\"\n", src, filepath.Join(s.outDir, name))
+		fmt.Fprintf(&b, "[[template]]\nsource = %q\ndestination = %q\nmode = \"0644\"\n", src,
+			filepath.Join(s.outDir, name))
 		if s.pidFile != "" {
 			b.WriteString("reload = \"app\"\n")
 		}

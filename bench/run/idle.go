@@ -90,7 +90,9 @@ func sampleProc(pid int) (procSample, error) {
 			s.cpuNS += ns
 		}
 		if b, err := os.ReadFile(task + "/status"); err == nil {
-			s.ctxt += statusField(string(b), "voluntary_ctxt_switches:") + statusField(string(b), "nonvoluntary_ctxt_switches:")
+			status := string(b)
+			s.ctxt += statusField(status, "voluntary_ctxt_switches:") +
+				statusField(status, "nonvoluntary_ctxt_switches:")
 		}
 	}
 	return s, nil

@@ -86,7 +86,8 @@ func latencyRound(t *tools, set, kind string, n, rate int) (Round, error) {
 	hupAt, hupSkipped := r.recv.hups.times()
 	fileDs, missing := latencies(posts, fileAt)
 	hupDs, _ := latencies(posts, hupAt)
-	return Round{Kind: kind, File: summarize(fileDs), Hup: summarize(hupDs), Apply: summarize(appliedDurations(r.logFile)),
+	return Round{Kind: kind, File: summarize(fileDs), Hup: summarize(hupDs),
+		Apply:       summarize(appliedDurations(r.logFile)),
 		FileSkipped: fileSkipped, HupSkipped: hupSkipped, Missing: missing}, nil
 }
 
@@ -105,5 +106,6 @@ func (l *Latency) summarize() {
 	}
 	l.Agent = Pair{File: medianStats(agentFile), Hup: medianStats(agentHup)}
 	l.Floor = Pair{File: medianStats(floorFile), Hup: medianStats(floorHup)}
-	l.Ratios = Ratios{FileP50: median(fileP50), FileP99: median(fileP99), HupP50: median(hupP50), HupP99: median(hupP99)}
+	l.Ratios = Ratios{FileP50: median(fileP50), FileP99: median(fileP99), HupP50: median(hupP50),
+		HupP99: median(hupP99)}
 }

@@ -59,7 +59,8 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 60*time.Second, "idle measurement period")
 	flag.StringVar(&o.benchtime, "benchtime", "500ms", "go test -benchtime for the Go benchmarks")
 	flag.StringVar(&o.only, "only", "gobench,latency,idle,burst,size", "comma-separated parts to run")
-	flag.StringVar(&o.templates, "templates", "mixed", "latency, burst and idle templates: mixed (one ranges over the map, nine name keys) or range (all ten range)")
+	flag.StringVar(&o.templates, "templates", "mixed",
+		"latency, burst and idle templates: mixed (one ranges over the map, nine name keys) or range (all ten range)")
 	flag.StringVar(&o.bin, "bin", "", "use the programs in this directory instead of building them (to compare builds)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -105,7 +106,8 @@ func run(o options) error {
 // runParts runs the parts in an order that keeps the measurements apart:
 // the Go benchmarks alone, the idle agent beside the light latency rounds
 // (20 updates/s to other processes), then the burst and sizes alone.
-func runParts(root string, t *tools, o options, parts map[string]bool, res *Results, logf func(string, ...any)) error {
+func runParts(root string, t *tools, o options, parts map[string]bool, res *Results,
+	logf func(string, ...any)) error {
 	var err error
 	if parts["gobench"] {
 		logf("go test -bench (render, agent)")

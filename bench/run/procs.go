@@ -32,7 +32,8 @@ func buildTools(root string) (*tools, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/sseconfd", "./cmd/configserver", "./bench/floor", "./bench/sighup", "./bench/rusage")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/sseconfd", "./cmd/configserver",
+		"./bench/floor", "./bench/sighup", "./bench/rusage")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
@@ -61,7 +62,8 @@ type process struct {
 }
 
 // startProcess starts path with args; stderr goes to errFile when set.
-func startProcess(name string, stdout io.Writer, errFile string, path string, args ...string) (*process, error) {
+func startProcess(name string, stdout io.Writer, errFile string, path string,
+	args ...string) (*process, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Stdout = stdout
 	if errFile != "" {
@@ -143,7 +145,10 @@ func startReceiver(t *tools, dir, file string, n int) (*receiver, error) {
 	go func() { <-p.done; pw.Close() }()
 	r := &receiver{process: p, pidFile: pidFile, hups: newProgress(n)}
 	go readHups(pr, r.hups, &r.count)
-	if err := waitFor(10*time.Second, func() bool { _, err := os.Stat(pidFile); return err == nil }); err != nil {
+	if err := waitFor(10*time.Second, func() bool {
+		_, err := os.Stat(pidFile)
+		return err == nil
+	}); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("receiver did not start: %w", err)
 	}

@@ -29,8 +29,10 @@ func checks(res *Results, o options) []Check {
 		add("update p99 within 2x floor (SIGHUP)", l.Ratios.HupP99 <= 2, "%.2fx", l.Ratios.HupP99)
 	}
 	if b := res.Burst; b.Updates > 0 {
-		add("burst: final content on disk within 100ms", b.FinalOnDisk && b.FinalFileMS <= 100, "%.1fms", b.FinalFileMS)
-		add("burst: renders far fewer than updates (<10%)", b.Renders*10 < b.Updates, "%d renders / %d updates", b.Renders, b.Updates)
+		add("burst: final content on disk within 100ms", b.FinalOnDisk && b.FinalFileMS <= 100,
+			"%.1fms", b.FinalFileMS)
+		add("burst: renders far fewer than updates (<10%)", b.Renders*10 < b.Updates,
+			"%d renders / %d updates", b.Renders, b.Updates)
 		add("burst: reloads bounded by min_interval", b.FinalReloaded && b.Reloads <= b.ReloadBound,
 			"%d reloads, bound %d (%s over %.1fs)", b.Reloads, b.ReloadBound, b.MinInterval, b.SpanSeconds)
 	}
@@ -42,7 +44,8 @@ func checks(res *Results, o options) []Check {
 		if s.Keys == 100000 {
 			add(name+": apply < 1s", s.ApplyMS < 1000, "%.1fms", s.ApplyMS)
 		}
-		add(name+": peak RSS < 3x JSON + 30MiB", s.MaxRSSKiB < s.RSSLimitKiB, "%.1f MiB (limit %.1f)", mib(s.MaxRSSKiB), mib(s.RSSLimitKiB))
+		add(name+": peak RSS < 3x JSON + 30MiB", s.MaxRSSKiB < s.RSSLimitKiB,
+			"%.1f MiB (limit %.1f)", mib(s.MaxRSSKiB), mib(s.RSSLimitKiB))
 	}
 	if i := res.Idle; i.Seconds > 0 {
 		add("idle: RSS < 20MiB", i.RSSKiB < 20*1024, "%.1f MiB", mib(i.RSSKiB))
@@ -109,11 +112,13 @@ func printBurst(w io.Writer, b Burst) {
 		return
 	}
 	fmt.Fprintf(w, "\nburst\tvalue\n")
-	fmt.Fprintf(w, "updates posted (%d clients)\t%d in %.2fs (%.0f/s)\n", b.Clients, b.Updates, b.PostSeconds, b.PostsPerSec)
+	fmt.Fprintf(w, "updates posted (%d clients)\t%d in %.2fs (%.0f/s)\n", b.Clients, b.Updates,
+		b.PostSeconds, b.PostsPerSec)
 	fmt.Fprintf(w, "last POST → final content on disk\t%.1f ms\n", b.FinalFileMS)
 	fmt.Fprintf(w, "last POST → final SIGHUP\t%.1f ms\n", b.FinalHupMS)
 	fmt.Fprintf(w, "renders (update applied)\t%d\n", b.Renders)
-	fmt.Fprintf(w, "reloads (SIGHUPs), min_interval %s\t%d (bound %d)\n", b.MinInterval, b.Reloads, b.ReloadBound)
+	fmt.Fprintf(w, "reloads (SIGHUPs), min_interval %s\t%d (bound %d)\n", b.MinInterval, b.Reloads,
+		b.ReloadBound)
 }
 
 func printSizes(w io.Writer, ss []Size) {
@@ -134,7 +139,8 @@ func printIdle(w io.Writer, i Idle) {
 	d := time.Duration(i.Seconds * float64(time.Second))
 	fmt.Fprintf(w, "\nidle agent over %s, keep-alive %s\tvalue\n", d, i.KeepAlive)
 	fmt.Fprintf(w, "RSS (peak since start)\t%.1f MiB (%.1f MiB)\n", mib(i.RSSKiB), mib(i.HWMKiB))
-	fmt.Fprintf(w, "CPU time (schedstat; ticks)\t%.1f ms = %.3f%% of a core (%.0f ms)\n", i.CPUms, i.CPUPercent, i.CPUTicksMS)
+	fmt.Fprintf(w, "CPU time (schedstat; ticks)\t%.1f ms = %.3f%% of a core (%.0f ms)\n", i.CPUms,
+		i.CPUPercent, i.CPUTicksMS)
 	fmt.Fprintf(w, "context switches, %d threads\t%d (%.1f/s)\n", i.Threads, i.Wakeups, i.WakeupsPerSec)
 }
 

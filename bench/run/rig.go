@@ -127,7 +127,8 @@ func (r *rig) waitStarted() error {
 // post sends update seq and returns the wall-clock time just before the
 // request was sent.
 func (r *rig) post(seq int) (int64, error) {
-	req, err := http.NewRequest(http.MethodPost, r.srv.url+"/config", strings.NewReader(string(r.body.fill(seq))))
+	req, err := http.NewRequest(http.MethodPost, r.srv.url+"/config",
+		strings.NewReader(string(r.body.fill(seq))))
 	if err != nil {
 		return 0, err
 	}

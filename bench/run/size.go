@@ -53,7 +53,8 @@ func runSizes(t *tools, keyCounts, templateCounts []int, logf func(string, ...an
 				return out, err
 			}
 			for _, nt := range templateCounts {
-				s := Size{Shape: shape, Keys: keys, Templates: nt, JSONBytes: size, RSSLimitKiB: int64(3*size/1024 + 30*1024)}
+				s := Size{Shape: shape, Keys: keys, Templates: nt, JSONBytes: size,
+					RSSLimitKiB: int64(3*size/1024 + 30*1024)}
 				if err := s.run(t, dir, srv.url, env); err != nil {
 					return out, fmt.Errorf("size %s/%d keys/%d templates: %w", shape, keys, nt, err)
 				}
@@ -94,7 +95,8 @@ func postSettings(url, env, shape string, keys int) (int, error) {
 func (s *Size) run(t *tools, dir, url, env string) error {
 	caseDir := filepath.Join(dir, fmt.Sprintf("%s-%d-%d", s.Shape, s.Keys, s.Templates))
 	outDir := filepath.Join(caseDir, "out")
-	setup := agentSetup{dir: caseDir, outDir: outDir, serverURL: url, env: env, templates: sizeTemplates(s.Shape, s.Keys, s.Templates)}
+	setup := agentSetup{dir: caseDir, outDir: outDir, serverURL: url, env: env,
+		templates: sizeTemplates(s.Shape, s.Keys, s.Templates)}
 	config, err := setup.write()
 	if err != nil {
 		return err

@@ -31,7 +31,8 @@ func daemonCommand(name, synopsis, about string) (*command, *daemonFlags) {
 	c := newCommand(name, synopsis, about)
 	f := &daemonFlags{}
 	c.fs.StringVar(&f.config, "config", defaultConfig, "agent config `file` (TOML)")
-	c.fs.BoolVar(&f.dryRun, "dry-run", false, "render and print to stdout a unified diff per file that would change; write nothing, reload nothing")
+	c.fs.BoolVar(&f.dryRun, "dry-run", false,
+		"render and print to stdout a unified diff per file that would change; write nothing, reload nothing")
 	c.fs.StringVar(&f.logFormat, "log-format", "", "log `format`, console or json; overrides [log] format (unset: console on a terminal, json otherwise)")
 	c.fs.StringVar(&f.logLevel, "log-level", "", "log `level`, debug, info, warn or error; overrides [log] level (unset: info)")
 	return c, f
@@ -198,7 +199,8 @@ func cmdOnce(args []string) int {
 		d.log.Info("dry run: nothing written", append(fields, zap.Strings("would_change", res.Changed))...)
 		return exitOK
 	}
-	d.log.Info("update applied", append(fields, zap.Strings("changed", res.Changed), zap.Strings("reloaded", res.Reloaded))...)
+	d.log.Info("update applied", append(fields, zap.Strings("changed", res.Changed),
+		zap.Strings("reloaded", res.Reloaded))...)
 	return exitOK
 }
 
@@ -273,7 +275,8 @@ func cmdValidate(args []string) int {
 		return exitUsage
 	}
 	cfg := a.Config()
-	fmt.Printf("%s: ok (%s, %s)\n", *config, plural(len(cfg.Templates), "template"), plural(len(cfg.Reloads), "reload target"))
+	fmt.Printf("%s: ok (%s, %s)\n", *config, plural(len(cfg.Templates), "template"),
+		plural(len(cfg.Reloads), "reload target"))
 	return exitOK
 }
 

@@ -34,7 +34,8 @@ func (c *command) parse(args []string) (code int, ok bool) {
 		c.help(os.Stdout)
 		return exitOK, false
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "sseconfd %s: %v\nRun \"sseconfd %s -h\" for its flags.\n", c.fs.Name(), err, c.fs.Name())
+		fmt.Fprintf(os.Stderr, "sseconfd %s: %v\nRun \"sseconfd %s -h\" for its flags.\n",
+			c.fs.Name(), err, c.fs.Name())
 		return exitUsage, false
 	}
 	return exitOK, true

@@ -91,7 +91,8 @@ func (s *summary) testDone(e event, key string) {
 		s.skips = append(s.skips, fmt.Sprintf("SKIP %s %s: %s", e.Package, e.Test, skipReason(s.output[key])))
 	case "fail":
 		s.failed++
-		s.failures = append(s.failures, fmt.Sprintf("--- FAIL %s %s\n%s", e.Package, e.Test, strings.Join(s.output[key], "")))
+		s.failures = append(s.failures, fmt.Sprintf("--- FAIL %s %s\n%s", e.Package, e.Test,
+			strings.Join(s.output[key], "")))
 	}
 	delete(s.output, key)
 }

@@ -44,7 +44,8 @@ func main() {
 	read := func(reason string) {
 		reads++
 		data, err := os.ReadFile(*file)
-		r := record{Reads: reads, Reason: reason, Content: string(data), Missing: err != nil, Time: time.Now().Format(time.RFC3339Nano)}
+		r := record{Reads: reads, Reason: reason, Content: string(data), Missing: err != nil,
+			Time: time.Now().Format(time.RFC3339Nano)}
 		line, _ := json.Marshal(r)
 		out.Write(append(line, '\n'))
 	}
