@@ -62,8 +62,10 @@ func BenchmarkRenderAll(b *testing.B) {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"bench\"\n")
 	for i := range 10 {
-		src := writeFile(b, dir, fmt.Sprintf("t%d.tmpl", i), "{{range $k, $v := .Settings}}{{$k}} = {{$v}}\n{{end}}")
-		fmt.Fprintf(&cfg, "[[template]]\nsource = %q\ndestination = %q\n", src, filepath.Join(dir, fmt.Sprintf("t%d.conf", i)))
+		src := writeFile(b, dir, fmt.Sprintf("t%d.tmpl", i),
+			"{{range $k, $v := .Settings}}{{$k}} = {{$v}}\n{{end}}")
+		fmt.Fprintf(&cfg, "[[template]]\nsource = %q\ndestination = %q\n", src,
+			filepath.Join(dir, fmt.Sprintf("t%d.conf", i)))
 	}
 	a, err := New(loadConfig(b, dir, cfg.String()), zap.NewNop(), Options{})
 	if err != nil {

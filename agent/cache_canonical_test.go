@@ -20,7 +20,8 @@ func TestWriteCacheWithAndWithoutCanonicalJSON(t *testing.T) {
 		}
 		got, err := ReadCache(path, "dev")
 		if err != nil || got.Hash != made.Hash || got.Settings["port"] != int64(8080) {
-			t.Errorf("%s: ReadCache = %s %v, %v; want hash %s and port 8080", name, got.ShortHash(), got.Settings, err, made.ShortHash())
+			t.Errorf("%s: ReadCache = %s %v, %v; want hash %s and port 8080", name, got.ShortHash(),
+				got.Settings, err, made.ShortHash())
 		}
 	}
 }

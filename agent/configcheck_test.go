@@ -121,8 +121,10 @@ func TestParseConfigTypeErrors(t *testing.T) {
 	tests := []struct {
 		name, text, want string
 	}{
-		{"string for bool", "allow_empty = \"yes\"", "source.allow_empty: want true or false, got the string \"yes\""},
-		{"bad duration", "idle_timeout = \"45 seconds\"", "source.idle_timeout: want a duration such as \"30s\" or \"5m\", got \"45 seconds\""},
+		{"string for bool", "allow_empty = \"yes\"",
+			"source.allow_empty: want true or false, got the string \"yes\""},
+		{"bad duration", "idle_timeout = \"45 seconds\"",
+			"source.idle_timeout: want a duration such as \"30s\" or \"5m\", got \"45 seconds\""},
 		{"unknown in source", "ulr = \"x\"", "source.ulr: unknown key (did you mean \"url\"?)"},
 		{"header not string", "headers = { X = 1 }", "source.headers: \"X\": want a string, got an integer"},
 		{"size as number", "max_event_bytes = 1024", ""},

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // legacyApp starts agent/testdata/legacyapp reading file; it returns the
@@ -178,21 +176,11 @@ process_name = "legacyapp"
 func TestOnceUnknownEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	_, url := startServer(t, "dev", map[string]any{"a": 1})
-	tmpl := writeFile(t, dir, "t.tmpl", "{{ .Settings.a }}")
-	cfg := loadConfig(t, dir, fmt.Sprintf(`
-[source]
-url = %q
-env = "nosuchenv"
-[[template]]
-source = %q
-destination = %q
-`, url, tmpl, filepath.Join(dir, "out")))
-	a, err := New(cfg, zap.NewNop(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = a.Once(context.Background())
-	if err == nil || !strings.Contains(err.Error(), `"nosuchenv"`) || !strings.Contains(err.Error(), url+"/config/nosuchenv") {
+	text := sourceConfig(url, "nosuchenv") + templateBlock(t, dir, "out", "{{ .Settings.a }}", "")
+	a, _ := newTestAgent(t, dir, text)
+	_, err := a.Once(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `"nosuchenv"`) ||
+		!strings.Contains(err.Error(), url+"/config/nosuchenv") {
 		t.Fatalf("Once against an unknown env = %v, want an error naming the env and the URL", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
@@ -205,29 +193,14 @@ destination = %q
 func TestOnceFailsWhenTheReloadFails(t *testing.T) {
 	dir := t.TempDir()
 	_, url := startServer(t, "dev", map[string]any{"a": 1})
-	tmpl := writeFile(t, dir, "t.tmpl", "a={{ .Settings.a }}\n")
-	dest := filepath.Join(dir, "out")
-	cfg := loadConfig(t, dir, fmt.Sprintf(`
-[source]
-url = %q
-env = "dev"
-[[template]]
-source = %q
-destination = %q
-reload = "app"
-[[reload]]
-name = "app"
-command = "exit 3"
-`, url, tmpl, dest))
-	a, err := New(cfg, zap.NewNop(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = a.Once(context.Background())
+	text := baseConfig(url) + templateBlock(t, dir, "out", "a={{ .Settings.a }}\n", "app") +
+		"\n[[reload]]\nname = \"app\"\ncommand = \"exit 3\"\n"
+	a, _ := newTestAgent(t, dir, text)
+	_, err := a.Once(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "reload of app failed") {
 		t.Fatalf("Once with a failing reload command = %v, want an error naming the target", err)
 	}
-	if msg := fileHas(dest, "a=1")(); msg != "" {
+	if msg := fileHas(filepath.Join(dir, "out"), "a=1")(); msg != "" {
 		t.Errorf("files of a once whose reload failed: %s, want them installed", msg)
 	}
 }

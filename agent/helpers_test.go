@@ -185,3 +185,40 @@ func buildProgram(t testing.TB, pkg string) string {
 	}
 	return r.path
 }
+
+// baseConfig is the [source] and [backoff] part of a test config.
+func baseConfig(url string) string { return sourceConfig(url, "dev") }
+
+// sourceConfig is baseConfig for another environment.
+func sourceConfig(url, env string) string {
+	return fmt.Sprintf(`
+[source]
+url = %q
+env = %q
+resync_interval = "0s"
+
+[backoff]
+min = "10ms"
+max = "100ms"
+`, url, env)
+}
+
+// newTestAgent builds an Agent from config text; its logs are observed.
+func newTestAgent(t testing.TB, dir, text string) (*Agent, *observer.ObservedLogs) {
+	t.Helper()
+	cfg := loadConfig(t, dir, text)
+	log, logs := observedLogger()
+	a, err := New(cfg, log, Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return a, logs
+}
+
+// templateBlock is one [[template]] rendering source text to dir/dest.
+func templateBlock(t testing.TB, dir, dest, text, reload string) string {
+	t.Helper()
+	src := writeFile(t, dir, dest+".tmpl", text)
+	return fmt.Sprintf("\n[[template]]\nsource = %q\ndestination = %q\nreload = %q\n",
+		src, filepath.Join(dir, dest), reload)
+}

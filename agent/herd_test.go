@@ -138,7 +138,8 @@ func TestHerdReconnectsSpread(t *testing.T) {
 		clients, after[0].Round(time.Millisecond), p10.Round(time.Millisecond), p50.Round(time.Millisecond),
 		p90.Round(time.Millisecond), after[clients-1].Round(time.Millisecond))
 	if spread := p90 - p10; spread < firstWindow/2 {
-		t.Errorf("reconnects p10..p90 span %s, want at least half the first backoff window (%s)", spread, firstWindow/2)
+		t.Errorf("reconnects p10..p90 span %s, want at least half the first backoff window (%s)",
+			spread, firstWindow/2)
 	}
 }
 

@@ -31,7 +31,8 @@ type installCase struct {
 func newInstallCase(t *testing.T) *installCase {
 	t.Helper()
 	dir := t.TempDir()
-	return &installCase{dir: dir, dests: dir, reloads: filepath.Join(dir, "reloads"), fail: filepath.Join(dir, "fail")}
+	return &installCase{dir: dir, dests: dir, reloads: filepath.Join(dir, "reloads"),
+		fail: filepath.Join(dir, "fail")}
 }
 
 // path returns the destination of template name.

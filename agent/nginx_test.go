@@ -252,7 +252,8 @@ func TestNginxStagedCheck(t *testing.T) {
 
 	// The main config with the server block inline, so it checks on its own.
 	server := fmt.Sprintf(nginxServer, n.port, "{{ .Settings.greeting }}")
-	main := strings.Replace(fmt.Sprintf(nginxConf, n.dir), fmt.Sprintf("include %s/conf.d/*.conf;", n.dir), server, 1)
+	main := strings.Replace(fmt.Sprintf(nginxConf, n.dir),
+		fmt.Sprintf("include %s/conf.d/*.conf;", n.dir), server, 1)
 	tmpl := writeFile(t, dir, "nginx.conf.tmpl", main)
 	a, logs := newTestAgent(t, dir, baseConfig(url)+fmt.Sprintf(`
 [[template]]

@@ -18,20 +18,6 @@ import (
 	"github.com/sseconfd/sseconfd/render"
 )
 
-// baseConfig is the [source] and [backoff] part of a test config.
-func baseConfig(url string) string {
-	return fmt.Sprintf(`
-[source]
-url = %q
-env = "dev"
-resync_interval = "0s"
-
-[backoff]
-min = "10ms"
-max = "100ms"
-`, url)
-}
-
 // startProcess starts name with args as a child of the test, stopped with
 // SIGKILL (and reaped) at cleanup.
 func startProcess(t testing.TB, name string, args ...string) *exec.Cmd {
@@ -143,9 +129,11 @@ func TestConfirmPID(t *testing.T) {
 		{name: "own", content: strconv.Itoa(os.Getpid()), wantErr: "this agent"},
 		{name: "gone", content: strconv.Itoa(gone.Process.Pid), wantErr: "stale pid file"},
 		{name: "other program", content: strconv.Itoa(sleep.Process.Pid), processName: "nginx", wantErr: `not "nginx"`},
-		{name: "comm matches", content: strconv.Itoa(sleep.Process.Pid), processName: "sleep", wantPID: sleep.Process.Pid},
+		{name: "comm matches", content: strconv.Itoa(sleep.Process.Pid), processName: "sleep",
+			wantPID: sleep.Process.Pid},
 		{name: "no name check", content: strconv.Itoa(sleep.Process.Pid) + "\n", wantPID: sleep.Process.Pid},
-		{name: "exe base name matches", content: strconv.Itoa(longSleep.Process.Pid), processName: "a-very-long-program-name", wantPID: longSleep.Process.Pid},
+		{name: "exe base name matches", content: strconv.Itoa(longSleep.Process.Pid),
+			processName: "a-very-long-program-name", wantPID: longSleep.Process.Pid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,7 +253,8 @@ func TestRunCommand(t *testing.T) {
 		{name: "success", command: "echo one; echo two >&2", wantOut: "one | two"},
 		{name: "env", command: `echo "$SSECONFD_STAGED"`, env: []string{"SSECONFD_STAGED=/x/y"}, wantOut: "/x/y"},
 		{name: "exit status and excerpt", command: "echo bad line; exit 3", wantErr: "exit status 3: bad line"},
-		{name: "last lines only", command: "for i in 1 2 3 4 5 6 7; do echo l$i; done; exit 1", wantErr: "l3 | l4 | l5 | l6 | l7"},
+		{name: "last lines only", command: "for i in 1 2 3 4 5 6 7; do echo l$i; done; exit 1",
+			wantErr: "l3 | l4 | l5 | l6 | l7"},
 		{name: "no output", command: "exit 2", wantErr: "exit status 2: no output"},
 	}
 	for _, tc := range tests {
@@ -339,26 +328,6 @@ func TestRunCommandBackgroundHolderReturns(t *testing.T) {
 		t.Errorf("background sleep %d was killed; a daemon a command starts must survive", pid)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-}
-
-// newTestAgent builds an Agent from config text; its logs are observed.
-func newTestAgent(t testing.TB, dir, text string) (*Agent, *observer.ObservedLogs) {
-	t.Helper()
-	cfg := loadConfig(t, dir, text)
-	log, logs := observedLogger()
-	a, err := New(cfg, log, Options{})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return a, logs
-}
-
-// templateBlock is one [[template]] rendering source text to dir/dest.
-func templateBlock(t testing.TB, dir, dest, text, reload string) string {
-	t.Helper()
-	src := writeFile(t, dir, dest+".tmpl", text)
-	return fmt.Sprintf("\n[[template]]\nsource = %q\ndestination = %q\nreload = %q\n",
-		src, filepath.Join(dir, dest), reload)
 }
 
 // atLeast returns a cond for eventually: count() reaches n.
@@ -640,7 +609,8 @@ command = "echo reload >> %s"
 		t.Errorf("staged files left behind: %v", entries)
 	}
 	if b, _ := os.ReadFile(reloads); strings.Count(string(b), "reload") != 1 {
-		t.Errorf("reload command ran %d times, want once (only the good update)", strings.Count(string(b), "reload"))
+		t.Errorf("reload command ran %d times, want once (only the good update)",
+			strings.Count(string(b), "reload"))
 	}
 }
 
@@ -675,7 +645,8 @@ command = "echo reload >> %s"
 		t.Errorf("rejection logged as %q, want exit status, \"rolled back\" and the value redacted", msg)
 	}
 	if b, _ := os.ReadFile(reloads); strings.Count(string(b), "reload") != 1 {
-		t.Errorf("reload command ran %d times, want once (only the good update)", strings.Count(string(b), "reload"))
+		t.Errorf("reload command ran %d times, want once (only the good update)",
+			strings.Count(string(b), "reload"))
 	}
 }
 

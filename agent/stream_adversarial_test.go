@@ -30,17 +30,22 @@ func TestStreamHostileFraming(t *testing.T) {
 		{"CRLF stream, event ends the write",
 			[]string{"data: {\"settings\":{\"v\":\"a\"}}\r\n\r\n"}, []string{"a"}},
 		{"CR only, then an event split inside its data",
-			[]string{"data: {\"settings\":{\"v\":\"a\"}}\r\r", "data: {\"settings\":", "{\"v\":\"b\"}}\r\r"}, []string{"a", "b"}},
+			[]string{"data: {\"settings\":{\"v\":\"a\"}}\r\r", "data: {\"settings\":",
+				"{\"v\":\"b\"}}\r\r"}, []string{"a", "b"}},
 		{"data split over lines in separate writes",
 			[]string{"data: {\"settings\":\r", "\ndata: {\"v\":\"a\"}}\r\n", "\r\n"}, []string{"a"}},
 		{"field named \"data \" is ignored",
-			[]string{"data : {\"settings\":{\"v\":\"x\"}}\n\n", "data: {\"settings\":{\"v\":\"a\"}}\n\n"}, []string{"a"}},
+			[]string{"data : {\"settings\":{\"v\":\"x\"}}\n\n",
+				"data: {\"settings\":{\"v\":\"a\"}}\n\n"}, []string{"a"}},
 		{"empty event: field is the message type",
-			[]string{"event:\ndata: {\"settings\":{\"v\":\"a\"}}\n\n", "event: message\ndata: {\"settings\":{\"v\":\"b\"}}\n\n"}, []string{"a", "b"}},
+			[]string{"event:\ndata: {\"settings\":{\"v\":\"a\"}}\n\n",
+				"event: message\ndata: {\"settings\":{\"v\":\"b\"}}\n\n"}, []string{"a", "b"}},
 		{"other type then a message: the type does not stick",
-			[]string{"event: update\ndata: {\"settings\":{\"v\":\"x\"}}\n\n", "data: {\"settings\":{\"v\":\"a\"}}\n\n"}, []string{"a"}},
+			[]string{"event: update\ndata: {\"settings\":{\"v\":\"x\"}}\n\n",
+				"data: {\"settings\":{\"v\":\"a\"}}\n\n"}, []string{"a"}},
 		{"a second BOM is data, not stripped",
-			[]string{"\xEF\xBB\xBFdata: {\"settings\":{\"v\":\"a\"}}\n\n", "\xEF\xBB\xBFdata: {\"settings\":{\"v\":\"x\"}}\n\n", "data: {\"settings\":{\"v\":\"b\"}}\n\n"}, []string{"a", "b"}},
+			[]string{"\xEF\xBB\xBFdata: {\"settings\":{\"v\":\"a\"}}\n\n",
+				"\xEF\xBB\xBFdata: {\"settings\":{\"v\":\"x\"}}\n\n", "data: {\"settings\":{\"v\":\"b\"}}\n\n"}, []string{"a", "b"}},
 		{"data: without the space",
 			[]string{"data:{\"settings\":{\"v\":\"a\"}}\n\n"}, []string{"a"}},
 		{"NUL in id is ignored, the event is not",
@@ -168,7 +173,8 @@ func TestStreamCloseAfterHeadersBacksOff(t *testing.T) {
 	fails := run.failures()
 	for i := 1; i < len(fails); i++ {
 		if fails[i].Failures != fails[i-1].Failures+1 {
-			t.Fatalf("failure %d counted %d after %d: the backoff was reset", i, fails[i].Failures, fails[i-1].Failures)
+			t.Fatalf("failure %d counted %d after %d: the backoff was reset", i, fails[i].Failures,
+				fails[i-1].Failures)
 		}
 	}
 	if last := fails[len(fails)-1].RetryIn; last < 200*time.Millisecond {

@@ -142,9 +142,10 @@ func fastStream(url string) (*Stream, *observer.ObservedLogs) {
 	log, logs := observedLogger()
 	jitter := true
 	return &Stream{
-		Source:  SourceConfig{URL: url, Env: "dev", IdleTimeout: Duration{5 * time.Second}},
-		Backoff: BackoffConfig{Min: Duration{10 * time.Millisecond}, Max: Duration{50 * time.Millisecond}, Factor: 2, Jitter: &jitter},
-		Log:     log,
+		Source: SourceConfig{URL: url, Env: "dev", IdleTimeout: Duration{5 * time.Second}},
+		Backoff: BackoffConfig{Min: Duration{10 * time.Millisecond},
+			Max: Duration{50 * time.Millisecond}, Factor: 2, Jitter: &jitter},
+		Log: log,
 	}, logs
 }
 
@@ -331,7 +332,8 @@ func TestStreamRejectsBadPayloads(t *testing.T) {
 			run := startStream(t, s, nil)
 			eventually(t, 5*time.Second, func() string {
 				if len(logged(logs, "event rejected")) == 0 || len(run.snapshots()) < 1 {
-					return fmt.Sprintf("%d rejections logged, %d snapshots; want 1 and 1", len(logged(logs, "event rejected")), len(run.snapshots()))
+					return fmt.Sprintf("%d rejections logged, %d snapshots; want 1 and 1",
+						len(logged(logs, "event rejected")), len(run.snapshots()))
 				}
 				return ""
 			})
@@ -667,7 +669,8 @@ func TestStreamMaxRetries(t *testing.T) {
 
 func TestRetryDelayFirstWindowIsJittered(t *testing.T) {
 	jitter := true
-	cfg := BackoffConfig{Min: Duration{200 * time.Millisecond}, Max: Duration{2 * time.Second}, Factor: 2, Jitter: &jitter}
+	cfg := BackoffConfig{Min: Duration{200 * time.Millisecond}, Max: Duration{2 * time.Second},
+		Factor: 2, Jitter: &jitter}
 	lo, hi := time.Hour, time.Duration(0)
 	for i := 0; i < 1000; i++ {
 		d := newRetryDelay(cfg).next()
@@ -755,7 +758,8 @@ func TestStreamOversizeEventBoundedAndBackedOff(t *testing.T) {
 	if growth := int64(peak.Load()) - int64(baseline); growth > 64<<20 {
 		t.Errorf("heap grew by %d MiB reading a 100 MiB event, want under 64 MiB", growth>>20)
 	}
-	t.Logf("heap growth %.1f MiB, %d attempts", float64(int64(peak.Load())-int64(baseline))/(1<<20), attempts.Load())
+	t.Logf("heap growth %.1f MiB, %d attempts", float64(int64(peak.Load())-int64(baseline))/(1<<20),
+		attempts.Load())
 	if n := len(run.snapshots()); n != 0 {
 		t.Errorf("%d snapshots handled, want none", n)
 	}
@@ -1052,7 +1056,8 @@ func newTestPKI(t testing.TB) testPKI {
 var serial atomic.Int64
 
 // newCert makes a certificate from tmpl signed by parent (self-signed when nil).
-func newCert(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, *x509.Certificate) {
+func newCert(t testing.TB, tmpl, parent *x509.Certificate,
+	parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -1165,7 +1170,8 @@ func TestBatchReaderTrickle(t *testing.T) {
 		// Empty lines after an event end have no effect (WHATWG): they are
 		// dropped, or go-sse's Read would buffer and rescan the run of them.
 		{"empty lines", ": hi\n\n" + strings.Repeat("\n", 1<<20) + event(`{"a":1}`), ": hi\n\n" + event(`{"a":1}`), 6, 10},
-		{"empty CRLF and CR lines", ": hi\r\n\r\n\r\n\r\r\r\ndata: 1\r\n\r\n", ": hi\r\n\r\ndata: 1\r\n\r\n", 7, 10},
+		{"empty CRLF and CR lines", ": hi\r\n\r\n\r\n\r\r\r\ndata: 1\r\n\r\n",
+			": hi\r\n\r\ndata: 1\r\n\r\n", 7, 10},
 		// Before any content they are kept: a BOM after them is no leading BOM.
 		{"empty lines first", "\n\n\xEF\xBB\xBFdata: 1\n\n", "", 14, 10},
 	}
@@ -1193,7 +1199,8 @@ func TestBatchReaderTrickle(t *testing.T) {
 				want = tc.raw
 			}
 			if string(got) != want {
-				t.Fatalf("batchReader handed on %d bytes %.40q..., want %d bytes %.40q...", len(got), got, len(want), want)
+				t.Fatalf("batchReader handed on %d bytes %.40q..., want %d bytes %.40q...",
+					len(got), got, len(want), want)
 			}
 			if batches[0] != tc.first || len(batches) > tc.max {
 				t.Errorf("batches of %v bytes, want a first of %d and at most %d", batches, tc.first, tc.max)

@@ -119,7 +119,8 @@ func BenchmarkStageCommit50Changed(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		for n := range files {
 			content := fmt.Appendf(nil, "file %d update %d\n", n, i)
-			files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("f%02d.conf", n)), Content: content, Mode: 0o644, UID: -1, GID: -1}
+			files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("f%02d.conf", n)),
+				Content: content, Mode: 0o644, UID: -1, GID: -1}
 		}
 		txn, err := Stage(files)
 		if err != nil {
@@ -139,7 +140,8 @@ func BenchmarkStageCommit10OneChanged(b *testing.B) {
 	files := make([]File, 10)
 	for n := range files {
 		content := fmt.Appendf(nil, "file %d\n%s", n, make([]byte, 2048))
-		files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("f%02d.conf", n)), Content: content, Mode: 0o644, UID: -1, GID: -1}
+		files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("f%02d.conf", n)), Content: content,
+			Mode: 0o644, UID: -1, GID: -1}
 	}
 	stageCommit(b, files...)
 	b.ReportAllocs()

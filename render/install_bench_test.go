@@ -48,7 +48,8 @@ func BenchmarkStageUnchanged(b *testing.B) {
 			files := make([]File, 9)
 			for n := range files {
 				content := []byte(fmt.Sprintf("; file %d\n%0900d\n", n, n))
-				files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("t%02d.conf", n)), Content: content, UID: -1, GID: -1}
+				files[n] = File{Path: filepath.Join(dir, fmt.Sprintf("t%02d.conf", n)),
+					Content: content, UID: -1, GID: -1}
 			}
 			for range 2 { // write, then compare once to take the signatures
 				txn, err := Stage(files)

@@ -76,7 +76,8 @@ func TestRenderErrors(t *testing.T) {
 		{"index out of range", `{{ index .Settings.list 3 }}`, []string{"out of range"}, true},
 		{"null in range body", "{{ range $k, $v := .Settings.nested }}{{ $v }}{{ end }}", []string{"$v"}, true},
 		{"required", `{{ required "ball_color must be set" .Settings.nothing }}`, []string{"ball_color must be set"}, false},
-		{"value quoted by Go", "{{ range .Settings.secret }}{{ end }}", []string{"range can't iterate over"}, false},
+		{"value quoted by Go", "{{ range .Settings.secret }}{{ end }}",
+			[]string{"range can't iterate over"}, false},
 		{"value in call error", "{{ .Settings.secret | int | div 1 }}", nil, false},
 	}
 	for _, tc := range tests {

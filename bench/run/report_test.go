@@ -15,7 +15,8 @@ PASS
 `)
 	got := parseGoBench(out)
 	want := []GoBench{
-		{Package: "github.com/sseconfd/sseconfd/render", Name: "BenchmarkRender100", N: 4342, NsPerOp: 175143, BytesPerOp: 16800, AllocsPerOp: 240},
+		{Package: "github.com/sseconfd/sseconfd/render", Name: "BenchmarkRender100", N: 4342,
+			NsPerOp: 175143, BytesPerOp: 16800, AllocsPerOp: 240},
 		{Package: "github.com/sseconfd/sseconfd/render", Name: "BenchmarkInstall/3x4KiB", N: 100, NsPerOp: 1000},
 	}
 	if len(got) != len(want) {

@@ -172,7 +172,8 @@ func TestExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := sseconfd(t, nil, tc.args...)
 			if r.code != tc.want {
-				t.Errorf("sseconfd %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(tc.args, " "), r.code, tc.want, r.stdout, r.stderr)
+				t.Errorf("sseconfd %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s",
+					strings.Join(tc.args, " "), r.code, tc.want, r.stdout, r.stderr)
 			}
 		})
 	}
@@ -374,7 +375,8 @@ func TestSIGHUP(t *testing.T) {
 	// A good new config: one more template, rendered at once from the last settings.
 	second := filepath.Join(dir, "second.conf")
 	good, _ := os.ReadFile(config)
-	extra := fmt.Sprintf("\n[[template]]\nsource = %q\ndestination = %q\n", filepath.Join(dir, "app.tmpl"), second)
+	extra := fmt.Sprintf("\n[[template]]\nsource = %q\ndestination = %q\n",
+		filepath.Join(dir, "app.tmpl"), second)
 	os.WriteFile(config, append(good, extra...), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, second+" rendered after SIGHUP", fileIs(second, "port=8080\n"), d.logs)
@@ -447,7 +449,8 @@ func TestMakeInstall(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
-	cmd := exec.Command("make", "-s", "install", "DESTDIR="+root, "PREFIX=/usr", "BIN="+filepath.Join(tmp, "bin"))
+	cmd := exec.Command("make", "-s", "install", "DESTDIR="+root, "PREFIX=/usr",
+		"BIN="+filepath.Join(tmp, "bin"))
 	cmd.Dir = "../.."
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
@@ -586,7 +589,8 @@ func TestLogFormat(t *testing.T) {
 			var m map[string]any
 			isJSON := json.Unmarshal([]byte(line), &m) == nil
 			if r.code != 0 || isJSON != tc.wantJSON || !strings.Contains(line, "update applied") {
-				t.Errorf("sseconfd %s: exit %d, first log line %q; want JSON %v", strings.Join(tc.args, " "), r.code, line, tc.wantJSON)
+				t.Errorf("sseconfd %s: exit %d, first log line %q; want JSON %v",
+					strings.Join(tc.args, " "), r.code, line, tc.wantJSON)
 			}
 		})
 	}
