@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,8 @@ type Agent struct {
 	rejected bool           // the last apply failed: the next success says it recovered
 	sched    schedule       // held updates and deferred reloads
 	sup      *supervisor    // exec targets' programs; nil outside Run
+
+	renderTime time.Duration // of the last render, to choose serial or parallel
 }
 
 // templateFile is one [[template]] with its parsed source.
@@ -73,6 +76,12 @@ type templateFile struct {
 	mode fs.FileMode
 	uid  int
 	gid  int
+
+	// What the last successful apply installed from it, to tell when an
+	// update cannot change it (see upToDate).
+	installed bool
+	sum       [sha256.Size]byte // of the content
+	env       string
 }
 
 // New parses every template of cfg and prepares its reload targets. The
@@ -159,6 +168,7 @@ func loadTemplate(tc TemplateConfig) (*templateFile, error) {
 // Result says what one apply did.
 type Result struct {
 	Hash     string
+	Rendered []string // destinations rendered: the others' keys did not change
 	Changed  []string // destinations whose content was replaced
 	Reloaded []string // targets reloaded
 	Deferred []string // targets whose reload waits for their min_interval
@@ -318,9 +328,12 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 		t.redact = redact
 	}
 
-	files, err := a.renderAll(s)
+	files, rendered, err := a.renderAll(s)
 	if err != nil {
 		return res, err
+	}
+	for _, f := range files {
+		res.Rendered = append(res.Rendered, f.Path)
 	}
 	if a.opts.DryRun {
 		res.Changed, err = a.dryRun(files)
@@ -345,6 +358,7 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 
 	a.applied = s.Hash
 	a.noteInstalled(files)
+	a.noteRendered(rendered, files)
 	a.settings = s.Settings
 	targets = a.withStartTargets(targets)
 	res.Reloaded, res.Deferred, res.Failed = a.reloadAll(ctx, targets)
@@ -433,22 +447,40 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 	return s, true
 }
 
-// renderAll renders every template in memory; the first error, in
-// template order, fails all. Templates render in parallel, one goroutine
-// per core: text/template sorts a map's keys on every range, so ten
-// templates over a 100-key map take milliseconds on one core.
-func (a *Agent) renderAll(s Snapshot) ([]render.File, error) {
+// renderAll renders in memory every template that the update can change
+// (see upToDate) and returns their files, with the templates they came
+// from; the first error, in template order, fails all. Templates render
+// in parallel, one goroutine per core, when the last render took long
+// enough to gain from it: text/template sorts a map's keys on every range,
+// so ten templates over a large map take milliseconds on one core, while
+// a single small one is done before another thread could wake up.
+func (a *Agent) renderAll(s Snapshot) ([]render.File, []*templateFile, error) {
 	data := render.Data{Settings: s.Settings, Env: a.cfg.Source.Env}
-	contents := make([][]byte, len(a.templates))
-	errs := make([]error, len(a.templates))
-	parallel(len(a.templates), func(i int) {
-		contents[i], errs[i] = a.templates[i].tmpl.Render(data)
-	})
+	var todo []*templateFile
+	for _, tf := range a.templates {
+		if !a.upToDate(tf, s) {
+			todo = append(todo, tf)
+		}
+	}
+	contents := make([][]byte, len(todo))
+	errs := make([]error, len(todo))
+	render1 := func(i int) { contents[i], errs[i] = todo[i].tmpl.Render(data) }
+	start := time.Now()
+	if a.renderTime < parallelRenderAbove {
+		for i := range todo {
+			render1(i)
+		}
+	} else {
+		parallel(len(todo), render1)
+	}
+	if len(todo) > 0 {
+		a.renderTime = time.Since(start)
+	}
 
-	files := make([]render.File, 0, len(a.templates))
-	for i, tf := range a.templates {
+	files := make([]render.File, 0, len(todo))
+	for i, tf := range todo {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("render %s: %w", tf.cfg.Source, errs[i])
+			return nil, nil, fmt.Errorf("render %s: %w", tf.cfg.Source, errs[i])
 		}
 		files = append(files, render.File{
 			Path: tf.cfg.Destination, Content: contents[i], Mode: tf.mode,
@@ -456,7 +488,41 @@ func (a *Agent) renderAll(s Snapshot) ([]render.File, error) {
 			Backup: tf.cfg.Backup, InPlace: tf.cfg.InPlace,
 		})
 	}
-	return files, nil
+	return files, todo, nil
+}
+
+// parallelRenderAbove is how long a render of the templates must have
+// taken for the next one to be spread over the cores.
+const parallelRenderAbove = time.Millisecond
+
+// upToDate reports whether tf need not be rendered for s: the last apply
+// installed its output, s agrees with the settings of that apply on every
+// key the template reads (render.Template.Keys), and the destination still
+// holds that output, as its remembered stat says without reading it. A dry
+// run renders everything, to show every file.
+func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
+	if !tf.installed || a.opts.DryRun || tf.env != a.cfg.Source.Env {
+		return false
+	}
+	keys, all := tf.tmpl.Keys()
+	if all {
+		return false
+	}
+	for _, k := range keys {
+		was, had := a.settings[k]
+		now, has := s.Settings[k]
+		if had != has || !render.SameValue(was, now) {
+			return false
+		}
+	}
+	return render.Holds(tf.cfg.Destination, tf.sum)
+}
+
+// noteRendered records what each rendered template installed, for upToDate.
+func (a *Agent) noteRendered(rendered []*templateFile, files []render.File) {
+	for i, tf := range rendered {
+		tf.installed, tf.sum, tf.env = true, sha256.Sum256(files[i].Content), a.cfg.Source.Env
+	}
 }
 
 // parallel calls f(0) ... f(n-1) from up to GOMAXPROCS goroutines and

@@ -72,8 +72,14 @@ func (a *Agent) logNotices(txn *render.Txn) {
 // noteInstalled remembers the files of the last applied update, so that
 // restore_drift can put them back. It runs in the Run goroutine.
 func (a *Agent) noteInstalled(files []render.File) {
-	a.installed = make(map[string]render.File, len(files))
-	for _, f := range files {
-		a.installed[f.Path] = f
+	installed := make(map[string]render.File, len(a.templates))
+	for _, tf := range a.templates { // those not rendered this time keep their file
+		if f, ok := a.installed[tf.cfg.Destination]; ok {
+			installed[f.Path] = f
+		}
 	}
+	for _, f := range files {
+		installed[f.Path] = f
+	}
+	a.installed = installed
 }

@@ -77,22 +77,22 @@ func procStat(pid int) (state byte, start time.Time, err error) {
 	return fields[0][0], boot.Add(since), nil
 }
 
-// bootTime reads when the machine booted from /proc/stat.
+// bootTime returns when the machine booted, as now minus /proc/uptime:
+// that file is two numbers, where /proc/stat's btime line sits behind a
+// line per CPU and per interrupt (a reload reads one or the other), and
+// it follows a clock that was stepped since boot as btime does.
 func bootTime() (time.Time, error) {
-	data, err := os.ReadFile("/proc/stat")
+	data, err := os.ReadFile("/proc/uptime")
 	if err != nil {
 		return time.Time{}, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "btime "); ok {
-			sec, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("/proc/stat: btime: %w", err)
-			}
-			return time.Unix(sec, 0), nil
-		}
+	now := time.Now()
+	first, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	up, err := strconv.ParseFloat(first, 64)
+	if err != nil || up < 0 {
+		return time.Time{}, fmt.Errorf("/proc/uptime: unexpected format")
 	}
-	return time.Time{}, fmt.Errorf("/proc/stat: no btime line")
+	return now.Add(-time.Duration(up * float64(time.Second))), nil
 }
 
 // maxPIDFile is the most bytes of a pid file read: a pid and a newline

@@ -725,3 +725,24 @@ func TestDeferredNeverReloadedTargetFires(t *testing.T) {
 		t.Fatal("armReloadTimer did not arm the timer for a deferred target never reloaded")
 	}
 }
+
+// A process's start time comes from /proc: a child started now must be
+// seen as started now, give or take the 10 ms ticks of /proc/PID/stat.
+func TestProcStatStartTime(t *testing.T) {
+	before := time.Now()
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	state, start, err := procStat(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state == 'Z' || state == 0 {
+		t.Errorf("state %q, want a live process", state)
+	}
+	if d := start.Sub(before); d < -50*time.Millisecond || d > 2*time.Second {
+		t.Errorf("start time %s is %s from when the child was started", start, d)
+	}
+}

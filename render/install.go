@@ -132,6 +132,11 @@ func syncTemps(files []*staged) error {
 			}
 		}
 	}
+	if len(paths) == 1 {
+		// The usual update: one file. A goroutine would only add the
+		// wake-up of another thread to the latency.
+		return syncFile(paths[0])
+	}
 	errs := make([]error, len(paths))
 	var wg sync.WaitGroup
 	limit := make(chan struct{}, 16) // bounds the open files and threads

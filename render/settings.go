@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -262,4 +263,50 @@ func joinPath(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// SameValue reports whether two decoded settings values are equal: the
+// same JSON after decoding, number types included (1 and 1.0 differ, as
+// they print differently).
+func SameValue(a, b any) bool {
+	switch a := a.(type) {
+	case string:
+		b, ok := b.(string)
+		return ok && a == b
+	case int64:
+		b, ok := b.(int64)
+		return ok && a == b
+	case bool:
+		b, ok := b.(bool)
+		return ok && a == b
+	case Float:
+		b, ok := b.(Float) // by bits: 0 and -0 print differently
+		return ok && math.Float64bits(float64(a)) == math.Float64bits(float64(b))
+	case nil:
+		return b == nil
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, v := range a {
+			w, ok := b[k]
+			if !ok || !SameValue(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		b, ok := b.([]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !SameValue(a[i], b[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(a, b) // uint64, wide integers as json.Number
 }

@@ -3,6 +3,7 @@ package render
 import (
 	"crypto/sha256"
 	"io/fs"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -76,16 +77,40 @@ func forgetSignature(target string) {
 // unchangedSince reports whether target, as fi describes it now, still
 // holds exactly content as the agent last wrote or read it.
 func unchangedSince(target string, fi fs.FileInfo, content []byte) bool {
+	sig, ok := statMatches(target, fi)
+	return ok && int64(len(content)) == sig.size && sha256.Sum256(content) == sig.sum
+}
+
+// statMatches returns the signature remembered for target if fi, a stat
+// of it taken now, matches it.
+func statMatches(target string, fi fs.FileInfo) (signature, bool) {
 	signatures.Lock()
 	sig, ok := signatures.m[target]
 	signatures.Unlock()
 	if !ok {
-		return false
+		return signature{}, false
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || uint64(st.Dev) != sig.dev || st.Ino != sig.ino || st.Size != sig.size ||
-		st.Mtim != sig.mtime || st.Ctim != sig.ctime || int64(len(content)) != sig.size {
+		st.Mtim != sig.mtime || st.Ctim != sig.ctime {
+		return signature{}, false
+	}
+	return sig, true
+}
+
+// Holds reports whether the destination path (a symlink is followed)
+// still holds the content whose SHA-256 is sum, as the agent last wrote
+// or read it, by its stat alone. False means "not known": a signature is
+// taken only once the file's ctime is older than the racy window.
+func Holds(path string, sum [sha256.Size]byte) bool {
+	target, err := resolve(path)
+	if err != nil {
 		return false
 	}
-	return sha256.Sum256(content) == sig.sum
+	fi, err := os.Stat(target)
+	if err != nil {
+		return false
+	}
+	sig, ok := statMatches(target, fi)
+	return ok && sig.sum == sum
 }

@@ -32,6 +32,10 @@ type Template struct {
 	// first time an output needs it (see Render).
 	guardOnce sync.Once
 	guarded   *template.Template
+
+	keysOnce sync.Once // see Keys
+	keys     []string
+	allKeys  bool
 }
 
 // Name returns the template's source path.

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// An update renders only the templates that read a key it changed (or
+// whose keys cannot be told); the others are left alone once their file
+// is known by its stat, and are rendered again when their file was edited.
+func TestOnlyTemplatesWhoseKeysChangedRender(t *testing.T) {
+	dir := t.TempDir()
+	text := baseConfig("http://127.0.0.1:1") +
+		templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "") +
+		templateBlock(t, dir, "b.conf", "b={{.Settings.b.port}}\n", "") +
+		templateBlock(t, dir, "all.conf", "{{range $k, $v := .Settings}}{{$k}}\n{{end}}", "")
+	a, _ := newTestAgent(t, dir, text)
+	paths := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, filepath.Join(dir, n))
+		}
+		return out
+	}
+	apply := func(settings map[string]any, want []string) {
+		t.Helper()
+		snap, err := NewSnapshot(settings, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Apply(context.Background(), snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(res.Rendered)
+		slices.Sort(want)
+		if !slices.Equal(res.Rendered, want) {
+			t.Fatalf("rendered %q, want %q", res.Rendered, want)
+		}
+	}
+	b := func(port int64) map[string]any { return map[string]any{"port": port} }
+
+	apply(map[string]any{"a": "1", "b": b(80)}, paths("a.conf", "all.conf", "b.conf"))
+	// A file written within the last 3 s is read to be compared, not
+	// trusted by its stat (a write in the same clock tick would not show).
+	time.Sleep(3100 * time.Millisecond)
+	apply(map[string]any{"a": "2", "b": b(80)}, paths("a.conf", "all.conf", "b.conf"))
+	apply(map[string]any{"a": "3", "b": b(80)}, paths("a.conf", "all.conf"))
+	// a.conf was written just now, so it is rendered and compared again.
+	apply(map[string]any{"a": "3", "b": b(80), "c": true}, paths("a.conf", "all.conf"))
+	if msg := fileHas(filepath.Join(dir, "b.conf"), "b=80\n")(); msg != "" {
+		t.Fatal(msg)
+	}
+
+	// Someone edits b.conf: the next update, though b did not change, puts it back.
+	if err := os.WriteFile(filepath.Join(dir, "b.conf"), []byte("b=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply(map[string]any{"a": "4", "b": b(80), "c": true}, paths("a.conf", "all.conf", "b.conf"))
+	if msg := fileHas(filepath.Join(dir, "b.conf"), "b=80\n")(); msg != "" {
+		t.Fatal(msg)
+	}
+	// b changes inside: rendered (and a.conf, written just now, again).
+	apply(map[string]any{"a": "4", "b": b(81), "c": true}, paths("a.conf", "all.conf", "b.conf"))
+	if msg := fileHas(filepath.Join(dir, "b.conf"), "b=81\n")(); msg != "" {
+		t.Fatal(msg)
+	}
+}
