@@ -184,7 +184,7 @@ func (r *keyReader) command(c *parse.CommandNode, dot, dolr kind, piped bool, in
 		return r.value(c.Args[0], dot, dolr)
 	}
 	switch id.Ident {
-	case boundRangeFunc, printValueFunc:
+	case boundRangeFunc, boundRangePairsFunc, printValueFunc:
 		// Added by this package; each passes its last argument on.
 		return args[len(args)-1]
 	case "index", "hasKey", "get":

@@ -92,6 +92,7 @@ func (o options) parse(name, text string, guard bool) (*template.Template, error
 		delete(funcs, "index") // Go's own index gives nil for a missing key
 	}
 	funcs[boundRangeFunc] = boundRange
+	funcs[boundRangePairsFunc] = boundRangePairs
 	t, err := template.New(name).
 		Option(missingKey).
 		Funcs(funcs).
