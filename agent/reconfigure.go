@@ -159,7 +159,7 @@ func (a *Agent) startStream(ctx context.Context, pending *latest[Snapshot]) *chi
 		Fallback: a.fromCache, Events: a.status.streamEvent}
 	return goChild(ctx, func(ctx context.Context) error {
 		return stream.Run(ctx, func(s Snapshot) {
-			a.status.received.Inc()
+			a.status.countReceived()
 			pending.put(s)
 		})
 	})

@@ -10,15 +10,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
 
 // status keeps what /healthz and /metrics report. The stream goroutine and
 // the Run goroutine update it and HTTP handlers read it: its fields are
-// guarded by mu, and the Prometheus metrics are safe for concurrent use.
+// guarded by mu, and so are the metrics.
 type status struct {
 	mu         sync.Mutex
 	grace      time.Duration
@@ -29,17 +26,7 @@ type status struct {
 	lastApply  applyReport
 	lastReload reloadReport
 
-	reg           *prometheus.Registry
-	up            prometheus.Gauge
-	reconnects    prometheus.Counter
-	received      prometheus.Counter
-	rejected      *prometheus.CounterVec
-	applied       prometheus.Counter
-	applyRejected prometheus.Counter
-	lastApplyTime prometheus.Gauge
-	applyDuration prometheus.Histogram
-	reloads       *prometheus.CounterVec
-	filesWritten  prometheus.Counter
+	m metrics
 }
 
 type applyReport struct {
@@ -67,67 +54,23 @@ type healthReport struct {
 }
 
 func newStatus(version string) *status {
-	s := &status{since: time.Now(), reg: prometheus.NewRegistry()}
-	s.up = prometheus.NewGauge(gauge("connected",
-		"1 while the event stream is connected, else 0."))
-	s.reconnects = prometheus.NewCounter(counter("reconnects_total",
-		"Connections made after the first."))
-	s.received = prometheus.NewCounter(counter("events_received_total",
-		"Valid settings snapshots received that differ from the previous one (stream, resync or cache)."))
-	s.rejected = prometheus.NewCounterVec(counter("events_rejected_total",
-		"Stream events refused, by reason."), []string{"reason"})
-	s.applied = prometheus.NewCounter(counter("updates_applied_total",
-		"Snapshots rendered and installed (including those that changed no file)."))
-	s.applyRejected = prometheus.NewCounter(counter("updates_rejected_total",
-		"Snapshots not applied: render, install or check failed."))
-	s.lastApplyTime = prometheus.NewGauge(gauge("last_apply_timestamp_seconds",
-		"Unix time of the last successful apply."))
-	s.applyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: "sseconfd", Name: "apply_duration_seconds",
-		Help:    "Time to render, install, check and reload one snapshot.",
-		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-	})
-	s.reloads = prometheus.NewCounterVec(counter("reloads_total",
-		"Reloads of targets, by target and result (ok, error)."), []string{"target", "result"})
-	s.filesWritten = prometheus.NewCounter(counter("files_written_total",
-		"Destination files replaced."))
-	info := prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: "sseconfd", Name: "build_info", Help: "Always 1; the version is a label.",
-		ConstLabels: prometheus.Labels{"version": version},
-	})
-	info.Set(1)
-	s.reg.MustRegister(s.up, s.reconnects, s.received, s.rejected, s.applied, s.applyRejected, s.lastApplyTime,
-		s.applyDuration, s.reloads, s.filesWritten, info,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, reason := range []string{"invalid_json", "invalid_utf8", "no_settings", "wrong_type", "empty"} {
-		s.rejected.WithLabelValues(reason)
-	}
-	return s
-}
-
-func counter(name, help string) prometheus.CounterOpts {
-	return prometheus.CounterOpts{Namespace: "sseconfd", Name: name, Help: help}
-}
-
-func gauge(name, help string) prometheus.GaugeOpts {
-	return prometheus.GaugeOpts{Namespace: "sseconfd", Name: name, Help: help}
+	return &status{since: time.Now(), m: newMetrics(version)}
 }
 
 // streamEvent is the Stream's Events hook; it must not block.
 func (s *status) streamEvent(ev StreamEvent) {
-	if ev.Rejected != "" {
-		s.rejected.WithLabelValues(ev.Rejected).Inc()
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ev.Rejected != "" {
+		s.m.rejected[ev.Rejected]++
+		return
+	}
 	switch {
 	case ev.Connected:
 		if s.everUp {
-			s.reconnects.Inc()
+			s.m.reconnects++
 		}
 		s.connected, s.everUp, s.since = true, true, time.Now()
-		s.up.Set(1)
 	default:
 		if s.connected {
 			s.connected, s.since = false, time.Now()
@@ -135,7 +78,6 @@ func (s *status) streamEvent(ev StreamEvent) {
 		if ev.Err != nil {
 			s.lastError = ev.Err.Error()
 		}
-		s.up.Set(0)
 	}
 }
 
@@ -146,13 +88,13 @@ func (s *status) applyDone(hash string, res Result, err error) {
 	s.lastApply = applyReport{Time: time.Now(), Hash: shortHash(hash)}
 	if err != nil {
 		s.lastApply.Error = err.Error()
-		s.applyRejected.Inc()
+		s.m.applyRejected++
 		return
 	}
-	s.applied.Inc()
-	s.lastApplyTime.Set(float64(s.lastApply.Time.UnixNano()) / 1e9)
-	s.applyDuration.Observe(res.Duration.Seconds())
-	s.filesWritten.Add(float64(len(res.Changed)))
+	s.m.applied++
+	s.m.lastApply = s.lastApply.Time
+	s.m.applyDuration.observe(res.Duration.Seconds())
+	s.m.filesWritten += uint64(len(res.Changed))
 }
 
 // reloadDone records the outcome of one target's reload; err is redacted.
@@ -161,9 +103,9 @@ func (s *status) reloadDone(target string, err error) {
 	if err != nil {
 		result = "error"
 	}
-	s.reloads.WithLabelValues(target, result).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.m.reloads[[2]string{target, result}]++
 	s.lastReload = reloadReport{Time: time.Now(), Target: target, Result: result}
 	if err != nil {
 		s.lastReload.Error = err.Error()
@@ -243,7 +185,12 @@ func (s *status) handler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(report)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.m.write(w, s.connected)
+	})
 	return mux
 }
 
@@ -279,4 +226,11 @@ func shortHash(h string) string {
 		return h[:12]
 	}
 	return h
+}
+
+// countReceived counts a snapshot that differs from the previous one.
+func (s *status) countReceived() {
+	s.mu.Lock()
+	s.m.received++
+	s.mu.Unlock()
 }

@@ -15,7 +15,7 @@ import (
 
 // Size is one case of the size benchmark: one `sseconfd once` process.
 type Size struct {
-	Shape       string  `json:"shape"` // "flat" or "nested"
+	Shape       string  `json:"shape"` // "flat", "nested", or "named" (flat, every key named: a stress case)
 	Keys        int     `json:"keys"`
 	Templates   int     `json:"templates"`
 	JSONBytes   int     `json:"json_bytes"`
@@ -45,14 +45,20 @@ func runSizes(t *tools, keyCounts, templateCounts []int, logf func(string, ...an
 	defer srv.stop()
 
 	var out []Size
-	for _, shape := range []string{"flat", "nested"} {
+	for _, shape := range []string{"flat", "nested", "named"} {
 		for _, keys := range keyCounts {
+			if shape == "named" && keys != keyCounts[len(keyCounts)-1] {
+				continue // the stress case: the most keys, many templates
+			}
 			env := fmt.Sprintf("size-%s-%d", shape, keys)
 			size, err := postSettings(srv.url, env, shape, keys)
 			if err != nil {
 				return out, err
 			}
 			for _, nt := range templateCounts {
+				if shape == "named" && nt == 1 {
+					continue
+				}
 				s := Size{Shape: shape, Keys: keys, Templates: nt, JSONBytes: size,
 					RSSLimitKiB: int64(3*size/1024 + 30*1024)}
 				if err := s.run(t, dir, srv.url, env); err != nil {
@@ -186,11 +192,14 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// sizeTemplates returns nt templates that together cover every key once.
-// Nested: template i ranges over section i (one template ranges over all
-// sections, ini style). Flat: one template ranges over the whole map (env
-// file style); with several, template i names its keys one by one, as a
-// config file that needs particular settings does.
+// sizeTemplates returns nt templates. Nested: template i ranges over
+// section i (one template ranges over all sections, ini style), so that
+// together they cover every key once. Flat: one template ranges over the
+// whole map (env file style); with several, the others name twenty keys
+// each, as config files that need particular settings do (the shape of
+// the latency benchmark's templates and of those in templates/). Named,
+// the stress case: template i names every nt-th key one by one, so the
+// fifty templates name all 100,000 keys, 3.4 MB of template source.
 func sizeTemplates(shape string, keys, nt int) map[string]string {
 	m := map[string]string{}
 	for i := range nt {
@@ -201,13 +210,27 @@ func sizeTemplates(shape string, keys, nt int) map[string]string {
 		case shape == "nested":
 			sec := fmt.Sprintf("sec%02d", i%sections(keys))
 			m[name] = "[" + sec + "]\n{{range $k, $v := .Settings." + sec + "}}{{$k}} = {{$v}}\n{{end}}"
-		case nt == 1:
+		case shape == "named":
+			m[name] = namedKeys(i, keys, nt)
+		case i == 0:
 			m[name] = "{{range $k, $v := .Settings}}{{$k}} = {{$v}}\n{{end}}"
 		default:
-			m[name] = namedKeys(i, keys, nt)
+			m[name] = twentyKeys(i, keys)
 		}
 	}
 	return m
+}
+
+// twentyKeys is a template printing twenty keys by name, spread over the
+// key space from key i on.
+func twentyKeys(i, keys int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[section%d]\n", i)
+	for j := range 20 {
+		k := (i + j*(keys/20+1)) % keys
+		fmt.Fprintf(&b, "key%06d = {{.Settings.key%06d}}\n", k, k)
+	}
+	return b.String()
 }
 
 // namedKeys is a template printing keys i, i+nt, i+2nt... by name.
