@@ -66,7 +66,8 @@ type Agent struct {
 	sched    schedule       // held updates and deferred reloads
 	sup      *supervisor    // exec targets' programs; nil outside Run
 
-	renderTime time.Duration // of the last render, to choose serial or parallel
+	renderTime   time.Duration // of the last render, to choose serial or parallel
+	lastReceived *Snapshot     // the last snapshot taken from the stream; see news
 }
 
 // templateFile is one [[template]] with its parsed source.
@@ -220,7 +221,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case err := <-stream.done:
 			return err
 		case <-pending.ready():
-			if s, ok := pending.take(); ok {
+			if s, ok := pending.take(); ok && a.news(s) {
+				a.status.countReceived()
 				a.receive(ctx, s)
 			}
 		case <-a.sched.quiet.C:
@@ -276,10 +278,27 @@ func (a *Agent) Once(ctx context.Context) (Result, error) {
 	return res, err
 }
 
+// news reports whether s, just taken from the stream, differs from the
+// snapshot taken before it, and remembers it. A snapshot whose hash is
+// still being computed (see decodeEventDeferred) is compared by its
+// settings, which is cheaper than waiting for the hash.
+func (a *Agent) news(s Snapshot) bool {
+	prev := a.lastReceived
+	a.lastReceived = &s
+	switch {
+	case prev == nil:
+		return true
+	case s.Hash != "" && prev.Hash != "":
+		return s.Hash != prev.Hash
+	}
+	return !render.SameValue(s.Settings, prev.Settings)
+}
+
 // applyAndLog applies s and logs the outcome; errors never stop the agent.
 func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 	a.last = &s
 	res, err := a.Apply(ctx, s)
+	s.Hash = res.Hash // when it was deferred
 	a.status.applyDone(s.Hash, res, err)
 	if !a.ready {
 		a.ready = true
@@ -313,16 +332,38 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 	a.log.Info("update applied", append(fields, zap.Duration("duration", res.Duration))...)
 }
 
-// Apply renders every template with s, installs the files that changed,
+// Apply renders with s every template it can change (see upToDate),
+// installs the files that changed,
 // runs the checks of the targets whose files changed, and reloads each of
 // them once (or defers the reload, see min_interval). If rendering or a
 // check_staged command fails nothing is installed; if a check fails every
 // file of the update is put back and nothing is reloaded. After the first
 // successful apply, targets with reload_on_start are reloaded even when
-// nothing changed. Errors never quote a value.
+// nothing changed. Last, s is saved as the cache, if one is set. Errors
+// never quote a value.
 func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	start := time.Now()
-	res := Result{Hash: s.Hash}
+	res, err := a.apply(ctx, s)
+	// A hash deferred by the stream was computed on its goroutine while
+	// apply ran; it is needed only now.
+	s, hashErr := s.resolve()
+	res.Hash = s.Hash
+	if err == nil && !a.opts.DryRun {
+		a.applied = s.Hash
+		// Once apply has returned, the rendered files it held can be
+		// collected while the cache is written: at 100,000 keys the two
+		// together set the agent's peak memory.
+		if hashErr == nil {
+			a.saveCache(s)
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, err
+}
+
+// apply is Apply without the cache.
+func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
+	var res Result
 	redact := a.redactor(s.Settings)
 	for _, t := range a.targets {
 		t.redact = redact
@@ -337,7 +378,6 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	}
 	if a.opts.DryRun {
 		res.Changed, err = a.dryRun(files)
-		res.Duration = time.Since(start)
 		return res, err
 	}
 
@@ -352,18 +392,15 @@ func (a *Agent) Apply(ctx context.Context, s Snapshot) (Result, error) {
 	if len(res.Changed) > 0 {
 		targets = a.affectedTargets(res.Changed)
 		if err := a.install(ctx, txn, targets, s.Settings); err != nil {
-			return Result{Hash: s.Hash}, err
+			return Result{}, err
 		}
 	}
 
-	a.applied = s.Hash
 	a.noteInstalled(files)
 	a.noteRendered(rendered, files)
 	a.settings = s.Settings
 	targets = a.withStartTargets(targets)
 	res.Reloaded, res.Deferred, res.Failed = a.reloadAll(ctx, targets)
-	a.saveCache(s)
-	res.Duration = time.Since(start)
 	return res, nil
 }
 

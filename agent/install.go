@@ -69,17 +69,31 @@ func (a *Agent) logNotices(txn *render.Txn) {
 	}
 }
 
-// noteInstalled remembers the files of the last applied update, so that
-// restore_drift can put them back. It runs in the Run goroutine.
+// noteInstalled remembers the files of the last applied update whose
+// templates set restore_drift, so that they can be put back; the content
+// of the others is not kept. It runs in the Run goroutine.
 func (a *Agent) noteInstalled(files []render.File) {
-	installed := make(map[string]render.File, len(a.templates))
+	installed := make(map[string]render.File)
 	for _, tf := range a.templates { // those not rendered this time keep their file
-		if f, ok := a.installed[tf.cfg.Destination]; ok {
+		if f, ok := a.installed[tf.cfg.Destination]; ok && tf.cfg.RestoreDrift {
 			installed[f.Path] = f
 		}
 	}
 	for _, f := range files {
-		installed[f.Path] = f
+		if a.restoresDrift(f.Path) {
+			installed[f.Path] = f
+		}
 	}
 	a.installed = installed
+}
+
+// restoresDrift reports whether the template of destination dest sets
+// restore_drift.
+func (a *Agent) restoresDrift(dest string) bool {
+	for _, tf := range a.templates {
+		if tf.cfg.Destination == dest {
+			return tf.cfg.RestoreDrift
+		}
+	}
+	return false
 }

@@ -157,11 +157,9 @@ func (c *child) stop() {
 func (a *Agent) startStream(ctx context.Context, pending *latest[Snapshot]) *child {
 	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log,
 		Fallback: a.fromCache, Events: a.status.streamEvent}
+	a.lastReceived = nil // a new source: its first snapshot is news
 	return goChild(ctx, func(ctx context.Context) error {
-		return stream.Run(ctx, func(s Snapshot) {
-			a.status.countReceived()
-			pending.put(s)
-		})
+		return stream.runInto(ctx, pending)
 	})
 }
 

@@ -46,6 +46,7 @@ func (a *Agent) receive(ctx context.Context, s Snapshot) {
 		a.applyAndRetry(ctx, s)
 		return
 	}
+	s, _ = s.resolve() // held: no hurry
 	now := time.Now()
 	if a.sched.held == nil {
 		a.sched.heldSince = now
@@ -92,6 +93,7 @@ const (
 // will not hand over the same settings again: equal hashes are dropped.
 func (a *Agent) applyAndRetry(ctx context.Context, s Snapshot) {
 	a.applyAndLog(ctx, s)
+	s, _ = s.resolve() // computed by now
 	if a.opts.DryRun || a.applied == s.Hash {
 		a.sched.failures = 0
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sseconfd/sseconfd/render"
@@ -22,6 +23,44 @@ type Snapshot struct {
 	// cache is written without marshalling the settings again; nil when
 	// the Snapshot was not made by NewSnapshot.
 	canonical []byte
+
+	// deferred, when set, computes Hash and canonical on the goroutine that
+	// calls resolve first (see decodeEventDeferred); Hash is "" until then.
+	deferred *deferredHash
+}
+
+// deferredHash is the hash of a snapshot, computed once, by whichever
+// goroutine asks first.
+type deferredHash struct {
+	once      sync.Once
+	settings  map[string]any
+	sizeHint  int
+	hash      string
+	canonical []byte
+	err       error
+}
+
+func (d *deferredHash) compute() {
+	d.once.Do(func() {
+		h, err := newSnapshot(d.settings, "", d.sizeHint)
+		d.hash, d.canonical, d.err = h.Hash, h.canonical, err
+	})
+}
+
+// resolve returns s with its Hash, computing it if it was deferred and no
+// other goroutine has yet. The error is the hash's (it does not happen
+// for settings decoded from JSON).
+func (s Snapshot) resolve() (Snapshot, error) {
+	if s.deferred == nil {
+		return s, nil
+	}
+	d := s.deferred
+	d.compute()
+	if d.err != nil {
+		return s, d.err
+	}
+	s.Hash, s.canonical, s.deferred = d.hash, d.canonical, nil
+	return s, nil
 }
 
 // ShortHash is the first 12 hex digits of Hash, for logs.
@@ -60,6 +99,19 @@ func DecodeEvent(data []byte) (Snapshot, error) {
 
 // decodeEvent is DecodeEvent that also names the repeated keys.
 func decodeEvent(data []byte) (Snapshot, []string, error) {
+	snap, dups, err := decodeEventDeferred(data)
+	if err == nil {
+		snap, err = snap.resolve()
+	}
+	return snap, dups, err
+}
+
+// decodeEventDeferred is decodeEvent with the hash left to compute (see
+// Snapshot.resolve): the agent's stream goroutine hands the snapshot over
+// first and hashes it after, while the agent renders and installs on the
+// other core. Hashing is a third of decoding: the keys sorted and written
+// out as canonical JSON.
+func decodeEventDeferred(data []byte) (Snapshot, []string, error) {
 	v, dups, err := render.DecodeJSONDuplicates(data)
 	if err != nil {
 		return Snapshot{}, nil, err
@@ -76,8 +128,9 @@ func decodeEvent(data []byte) (Snapshot, []string, error) {
 	if !ok {
 		return Snapshot{}, nil, fmt.Errorf("event's \"settings\" is a JSON %s, want an object", render.KindOf(raw))
 	}
-	snap, err := newSnapshot(settings, "stream", len(data))
-	return snap, dups, err
+	snap := Snapshot{Settings: settings, Time: time.Now(), Origin: "stream",
+		deferred: &deferredHash{settings: settings, sizeHint: len(data)}}
+	return snap, dups, nil
 }
 
 // DecodeSettings decodes a bare settings object, as GET /config/{env} sends it.

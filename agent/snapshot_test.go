@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -109,5 +111,58 @@ func TestSnapshotHashIgnoresKeyOrder(t *testing.T) {
 	c, _ := DecodeEvent([]byte(`{"settings":{"a":1,"b":{"c":2,"d":4}}}`))
 	if c.Hash == a.Hash {
 		t.Errorf("hash unchanged after a nested value changed")
+	}
+}
+
+// A snapshot from the agent's stream is handed over before it is hashed;
+// resolving it gives the hash DecodeEvent gives, the agent tells repeats
+// from news without waiting for it, and Apply reports and caches it.
+func TestDeferredHash(t *testing.T) {
+	data := []byte(`{"settings": {"b": 2, "a": "x", "f": 1.0}}`)
+	want, err := DecodeEvent(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deferred, _, err := decodeEventDeferred(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deferred.Hash != "" {
+		t.Fatalf("deferred snapshot has hash %q before resolve", deferred.Hash)
+	}
+	again, _, _ := decodeEventDeferred([]byte(`{"settings": {"a": "x", "f": 1.0, "b": 2}}`))
+	other, _, _ := decodeEventDeferred([]byte(`{"settings": {"a": "x", "f": 1, "b": 2}}`))
+
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache.json")
+	a, _ := newTestAgent(t, dir, baseConfig("http://127.0.0.1:1")+
+		fmt.Sprintf("[cache]\npath = %q\n", cache)+templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", ""))
+	for i, c := range []struct {
+		s    Snapshot
+		news bool
+	}{
+		{deferred, true},
+		{again, false}, // the same settings, keys in another order
+		{other, true},  // 1 is not 1.0
+		{want, true},   // hashed, and differs from other
+		{want, false},
+	} {
+		if got := a.news(c.s); got != c.news {
+			t.Errorf("news, step %d: %v, want %v", i, got, c.news)
+		}
+	}
+	res, err := a.Apply(context.Background(), deferred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Hash != want.Hash {
+		t.Errorf("Apply: hash %q, want %q", res.Hash, want.Hash)
+	}
+	cached, err := ReadCache(cache, "dev")
+	if err != nil || cached.Hash != want.Hash {
+		t.Errorf("cache: hash %q (%v), want %q", cached.Hash, err, want.Hash)
+	}
+	if resolved, err := deferred.resolve(); err != nil || resolved.Hash != want.Hash {
+		t.Errorf("resolve: %q, %v; want %q", resolved.Hash, err, want.Hash)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ type Stream struct {
 	Fallback func() (Snapshot, bool)
 
 	summaryEvery time.Duration // outage summary period; 0: one minute
+	deferHash    bool          // hash snapshots after handing them over (runInto)
 }
 
 // StreamEvent reports a change of the connection's state.
@@ -109,6 +111,23 @@ func (s *Stream) Run(ctx context.Context, handler func(Snapshot)) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// runInto is Run for a caller with a newest-wins slot of its own, as the
+// Agent has: the connection's goroutine puts each snapshot into slot
+// itself, one goroutine hand-over fewer than through Run's handler (each
+// costs the wake-up of another thread, tens of microseconds on a VM), and
+// snapshots are not deduplicated. Their hash is computed after the
+// hand-over (see decodeEventDeferred): call resolve. slot is not closed.
+func (s *Stream) runInto(ctx context.Context, slot *latest[Snapshot]) error {
+	s = s.withDefaults()
+	s.deferHash = true
+	client, err := s.httpClient()
+	if err != nil {
+		return err
+	}
+	defer client.CloseIdleConnections()
+	return s.connectLoop(ctx, client, slot)
 }
 
 // withDefaults returns a copy of s whose zero settings have their defaults.
@@ -445,7 +464,11 @@ func resumeFrom(r io.Reader, lastID string) io.Reader {
 func (c *connection) accept(data string) bool {
 	s := c.stream
 	log := s.log()
-	snap, dups, err := decodeEvent([]byte(data))
+	decode := decodeEvent
+	if s.deferHash {
+		decode = decodeEventDeferred
+	}
+	snap, dups, err := decode([]byte(data))
 	if err == nil {
 		err = s.checkEmpty(snap)
 	}
@@ -462,9 +485,18 @@ func (c *connection) accept(data string) bool {
 	if len(dups) > 0 {
 		log.Debug("repeated keys in event, the last one wins", zap.Strings("keys", dups))
 	}
-	log.Debug("event received", zap.Int("size", len(data)), zap.String("hash", snap.ShortHash()),
-		zap.Int("keys", len(snap.Settings)))
 	c.put(snap)
+	if snap.deferred != nil {
+		// Let the receiver, woken by put onto this thread's run queue, run
+		// here now; this goroutine hashes on the other core meanwhile.
+		// Without the yield the receiver waits for the hash.
+		runtime.Gosched()
+		snap.deferred.compute()
+	}
+	if ce := log.Check(zap.DebugLevel, "event received"); ce != nil {
+		snap, _ = snap.resolve()
+		ce.Write(zap.Int("size", len(data)), zap.String("hash", snap.ShortHash()), zap.Int("keys", len(snap.Settings)))
+	}
 	return true
 }
 
