@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -30,7 +31,7 @@ const pidFileSlack = 2 * time.Second
 // to confirm it by name, it started after the pid file was last written
 // (a program writes its pid file after it starts, so the file is stale and
 // the pid was reused).
-func (t *Target) notTheTarget(pid int) string {
+func (t *Target) notTheTarget(pid int, written time.Time) string {
 	state, start, err := procStat(pid)
 	if err != nil {
 		return "" // no /proc: the other checks decide
@@ -41,11 +42,7 @@ func (t *Target) notTheTarget(pid int) string {
 	if t.cfg.ProcessName != "" {
 		return ""
 	}
-	fi, err := os.Stat(t.cfg.PIDFile)
-	if err != nil {
-		return ""
-	}
-	if written := fi.ModTime(); start.After(written.Add(pidFileSlack)) {
+	if start.After(written.Add(pidFileSlack)) {
 		return fmt.Sprintf("process %d started %s after the pid file was written (stale pid file; "+
 			"set process_name to confirm the program by name instead)", pid, start.Sub(written).Round(time.Second))
 	}
@@ -54,7 +51,7 @@ func (t *Target) notTheTarget(pid int) string {
 
 // procStat returns the state letter and start time of pid from /proc.
 func procStat(pid int) (state byte, start time.Time, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	data, err := readProc(fmt.Sprintf("/proc/%d/stat", pid), 4096)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -82,7 +79,7 @@ func procStat(pid int) (state byte, start time.Time, err error) {
 // line per CPU and per interrupt (a reload reads one or the other), and
 // it follows a clock that was stepped since boot as btime does.
 func bootTime() (time.Time, error) {
-	data, err := os.ReadFile("/proc/uptime")
+	data, err := readProc("/proc/uptime", 128)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -99,21 +96,44 @@ func bootTime() (time.Time, error) {
 // need a dozen.
 const maxPIDFile = 64
 
-// readPIDFile reads a pid file that must be a small regular file. A FIFO
-// would block the reload until a writer came, and a device such as
-// /dev/zero would be read until memory ran out.
-func readPIDFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+// readPIDFile reads a pid file that must be a small regular file, and
+// returns its modification time too. A FIFO would block the reload until
+// a writer came (it is opened without blocking, then refused), and a
+// device such as /dev/zero would be read until memory ran out. One open,
+// one fstat and one read: this runs before every signal.
+func readPIDFile(path string) ([]byte, time.Time, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		return nil, time.Time{}, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
+	buf := make([]byte, maxPIDFile+1)
+	n, err := f.Read(buf)
+	if err != nil && err != io.EOF {
+		return nil, time.Time{}, err
+	}
+	return buf[:n], fi.ModTime(), nil
+}
+
+// readProc reads a small file of /proc in one read: the kernel gives such
+// a file whole to a read with room for it.
+func readProc(path string, size int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxPIDFile+1))
+	buf := make([]byte, size)
+	n, err := f.Read(buf)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return buf[:n], nil
 }

@@ -110,7 +110,7 @@ func (t *Target) confirmPID() (int, error) {
 	refuse := func(format string, args ...any) (int, error) {
 		return 0, fmt.Errorf("%w: pid_file %s: %s", ErrRefused, t.cfg.PIDFile, fmt.Sprintf(format, args...))
 	}
-	data, err := readPIDFile(t.cfg.PIDFile)
+	data, written, err := readPIDFile(t.cfg.PIDFile)
 	if err != nil {
 		return refuse("%v", err)
 	}
@@ -130,7 +130,7 @@ func (t *Target) confirmPID() (int, error) {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return refuse("no process %d (stale pid file)", pid)
 	}
-	if why := t.notTheTarget(pid); why != "" {
+	if why := t.notTheTarget(pid, written); why != "" {
 		return refuse("%s", why)
 	}
 	if want := t.cfg.ProcessName; want != "" {

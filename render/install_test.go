@@ -2,6 +2,7 @@ package render
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -467,5 +468,46 @@ func TestRenameError(t *testing.T) {
 				t.Errorf("renameError(%v) does not wrap its cause", tc.cause)
 			}
 		})
+	}
+}
+
+// Stage keeps up to keptOpen temporary files open until it fsyncs them;
+// none stays open after Stage, whether the transaction is then committed
+// or aborted, with fewer or more files than that.
+func TestStageLeavesNoDescriptorOpen(t *testing.T) {
+	openFDs := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("skipped: no /proc/self/fd: %v", err)
+		}
+		return len(entries)
+	}
+	dir := t.TempDir()
+	for _, n := range []int{1, keptOpen + 5} {
+		for _, commit := range []bool{true, false} {
+			before := openFDs()
+			var files []File
+			for i := range n {
+				files = append(files, File{Path: filepath.Join(dir, fmt.Sprintf("f%d-%v", i, commit)),
+					Content: []byte(fmt.Sprintf("content %d %d\n", n, i)), UID: -1, GID: -1})
+			}
+			txn, err := Stage(files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if commit {
+				err = txn.Commit()
+			}
+			txn.Abort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after := openFDs(); after != before {
+				t.Errorf("%d files, commit %v: %d descriptors open before, %d after", n, commit, before, after)
+			}
+			if commit {
+				wantContent(t, files[n-1].Path, string(files[n-1].Content))
+			}
+		}
 	}
 }

@@ -103,13 +103,14 @@ func statMatches(target string, fi fs.FileInfo) (signature, bool) {
 // or read it, by its stat alone. False means "not known": a signature is
 // taken only once the file's ctime is older than the racy window.
 func Holds(path string, sum [sha256.Size]byte) bool {
-	target, err := resolve(path)
+	target, fi, err := resolveStat(path)
 	if err != nil {
 		return false
 	}
-	fi, err := os.Stat(target)
-	if err != nil {
-		return false
+	if fi == nil { // a symlink, followed
+		if fi, err = os.Stat(target); err != nil {
+			return false
+		}
 	}
 	sig, ok := statMatches(target, fi)
 	return ok && sig.sum == sum
