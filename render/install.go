@@ -408,17 +408,11 @@ func (s *staged) writeTemps(keepOpen bool) error {
 	return nil
 }
 
-// resolve follows a symlinked destination to the file it points to, so the
-// link stays a link. A dangling link, a loop, or a link owned by another
-// user is an error naming the path.
-func resolve(path string) (string, error) {
-	target, _, err := resolveStat(path)
-	return target, err
-}
-
-// resolveStat is resolve that also returns the lstat of path when path is
-// not a symlink (nil otherwise): it is then the stat of the target, and
-// the caller need not take it again.
+// resolveStat follows a symlinked destination to the file it points to,
+// so the link stays a link. A dangling link, a loop, or a link owned by
+// another user is an error naming the path. It also returns the lstat of
+// path when path is not a symlink (nil otherwise): it is then the stat of
+// the target, and the caller need not take it again.
 func resolveStat(path string) (string, fs.FileInfo, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
