@@ -391,6 +391,11 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 	var targets []*Target
 	if len(res.Changed) > 0 {
 		targets = a.affectedTargets(res.Changed)
+		defer func() { // a hold left unused: the reload was deferred, or the update failed
+			for _, t := range targets {
+				t.release()
+			}
+		}()
 		if err := a.install(ctx, txn, targets, s.Settings); err != nil {
 			return Result{}, err
 		}
@@ -425,6 +430,14 @@ func (a *Agent) install(ctx context.Context, txn *render.Txn, targets []*Target,
 	for _, t := range targets {
 		if err := a.checkStaged(ctx, txn, t); err != nil {
 			return fmt.Errorf("target %s: %s; update not installed", t.Name(), render.Redact(err.Error(), settings))
+		}
+	}
+	// The processes to signal are checked now and held by pidfd, so that
+	// the signals go out as soon as the files are in place.
+	now := time.Now()
+	for _, t := range targets {
+		if t.due(now) && t.cfg.Check == "" {
+			t.hold()
 		}
 	}
 	if err := txn.Commit(); err != nil {

@@ -26,6 +26,8 @@ type Target struct {
 	program    *program    // exec mode: the running program, nil when none
 	exits      []time.Time // exec mode: unexpected exits in the last minute
 
+	held *held // the process checked before the last install (see hold)
+
 	// redact, if set, hides setting values in a command's whole output
 	// before it is cut to an excerpt, so that a value spanning lines or
 	// the cut is never half shown. The Agent sets it before each use.
@@ -89,6 +91,15 @@ func (t *Target) Reload(ctx context.Context) (string, error) {
 		}
 		return "exit status 0: " + out, nil
 	}
+	if did, sent, err := t.signalHeld(); sent {
+		return did, err
+	}
+	t.hold() // nothing held, or it exited: check the pid file afresh
+	if did, sent, err := t.signalHeld(); sent {
+		return did, err
+	}
+	// No pidfds here, or the check failed (it says why below), or the
+	// process exited just now.
 	pid, err := t.confirmPID()
 	if err != nil {
 		return "", err
@@ -107,38 +118,57 @@ var ErrRefused = errors.New("refused to signal")
 // not this agent, not a zombie, and named process_name when that is set
 // (without it, not started after the pid file was written).
 func (t *Target) confirmPID() (int, error) {
-	refuse := func(format string, args ...any) (int, error) {
-		return 0, fmt.Errorf("%w: pid_file %s: %s", ErrRefused, t.cfg.PIDFile, fmt.Sprintf(format, args...))
-	}
-	data, written, err := readPIDFile(t.cfg.PIDFile)
+	pid, written, err := t.readPID()
 	if err != nil {
-		return refuse("%v", err)
-	}
-	text := strings.TrimSpace(string(data))
-	pid, err := strconv.Atoi(text)
-	if err != nil {
-		return refuse("does not hold a pid (%d bytes)", len(data))
-	}
-	switch {
-	case pid <= 1:
-		return refuse("pid %d is never a target", pid)
-	case pid >= maxPID:
-		return refuse("%d is not a pid (Linux pids are below %d)", pid, maxPID)
-	case pid == os.Getpid():
-		return refuse("pid %d is this agent", pid)
+		return 0, err
 	}
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return refuse("no process %d (stale pid file)", pid)
+		return 0, t.refuse("no process %d (stale pid file)", pid)
 	}
+	if err := t.checkProcess(pid, written); err != nil {
+		return 0, err
+	}
+	return pid, nil
+}
+
+func (t *Target) refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: pid_file %s: %s", ErrRefused, t.cfg.PIDFile, fmt.Sprintf(format, args...))
+}
+
+// readPID reads the pid file: a pid Linux can have, not 0, not 1, not this
+// agent. written is the file's modification time.
+func (t *Target) readPID() (pid int, written time.Time, err error) {
+	data, written, err := readPIDFile(t.cfg.PIDFile)
+	if err != nil {
+		return 0, written, t.refuse("%v", err)
+	}
+	pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+	switch {
+	case err != nil:
+		return 0, written, t.refuse("does not hold a pid (%d bytes)", len(data))
+	case pid <= 1:
+		return 0, written, t.refuse("pid %d is never a target", pid)
+	case pid >= maxPID:
+		return 0, written, t.refuse("%d is not a pid (Linux pids are below %d)", pid, maxPID)
+	case pid == os.Getpid():
+		return 0, written, t.refuse("pid %d is this agent", pid)
+	}
+	return pid, written, nil
+}
+
+// checkProcess refuses pid when it cannot be the target's program: a
+// zombie, or not named process_name, or (without process_name) started
+// after the pid file was written.
+func (t *Target) checkProcess(pid int, written time.Time) error {
 	if why := t.notTheTarget(pid, written); why != "" {
-		return refuse("%s", why)
+		return t.refuse("%s", why)
 	}
 	if want := t.cfg.ProcessName; want != "" {
 		if got := processNames(pid); !contains(got, want) {
-			return refuse("process %d is %s, not %q", pid, strings.Join(got, "/"), want)
+			return t.refuse("process %d is %s, not %q", pid, strings.Join(got, "/"), want)
 		}
 	}
-	return pid, nil
+	return nil
 }
 
 // processNames returns the names /proc gives pid: comm and the

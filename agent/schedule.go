@@ -117,7 +117,7 @@ func (a *Agent) applyAndRetry(ctx context.Context, s Snapshot) {
 func (a *Agent) reloadAll(ctx context.Context, targets []*Target) (reloaded, deferred, failed []string) {
 	now := time.Now()
 	for _, t := range targets {
-		if t.deferred || now.Before(t.lastReload.Add(t.cfg.MinInterval.Duration)) {
+		if !t.due(now) {
 			t.deferred = true
 			deferred = append(deferred, t.Name())
 			continue
@@ -230,4 +230,10 @@ func (a *Agent) sortedTargets() []*Target {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out
+}
+
+// due reports whether t may be reloaded at now: no reload of it waits,
+// and its min_interval has passed since the last.
+func (t *Target) due(now time.Time) bool {
+	return !t.deferred && !now.Before(t.lastReload.Add(t.cfg.MinInterval.Duration))
 }
