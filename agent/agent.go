@@ -381,7 +381,15 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 		return res, err
 	}
 
+	waitHeld, held := a.holdAhead(rendered)
+	defer func() {
+		waitHeld()
+		for _, t := range held { // unused: the file did not change, the reload waits, or the update failed
+			t.release()
+		}
+	}()
 	txn, err := render.Stage(files)
+	waitHeld()
 	if err != nil {
 		return res, err
 	}
@@ -391,11 +399,6 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 	var targets []*Target
 	if len(res.Changed) > 0 {
 		targets = a.affectedTargets(res.Changed)
-		defer func() { // a hold left unused: the reload was deferred, or the update failed
-			for _, t := range targets {
-				t.release()
-			}
-		}()
 		if err := a.install(ctx, txn, targets, s.Settings); err != nil {
 			return Result{}, err
 		}
@@ -430,14 +433,6 @@ func (a *Agent) install(ctx context.Context, txn *render.Txn, targets []*Target,
 	for _, t := range targets {
 		if err := a.checkStaged(ctx, txn, t); err != nil {
 			return fmt.Errorf("target %s: %s; update not installed", t.Name(), render.Redact(err.Error(), settings))
-		}
-	}
-	// The processes to signal are checked now and held by pidfd, so that
-	// the signals go out as soon as the files are in place.
-	now := time.Now()
-	for _, t := range targets {
-		if t.due(now) && t.cfg.Check == "" {
-			t.hold()
 		}
 	}
 	if err := txn.Commit(); err != nil {
@@ -544,6 +539,33 @@ func (a *Agent) renderAll(s Snapshot) ([]render.File, []*templateFile, error) {
 // parallelRenderAbove is how long a render of the templates must have
 // taken for the next one to be spread over the cores.
 const parallelRenderAbove = time.Millisecond
+
+// holdAhead checks and holds (see Target.hold), on another goroutine, the
+// processes of the signal targets that the rendered templates may reload,
+// while the main goroutine writes and fsyncs their files: the signals then
+// follow the renames at once. The returned function waits for it. Targets
+// with a check or check_staged are left to Reload, after their command.
+func (a *Agent) holdAhead(rendered []*templateFile) (wait func(), held []*Target) {
+	now := time.Now()
+	for _, tf := range rendered {
+		t := a.targets[tf.cfg.Reload]
+		if t == nil || containsTarget(held, t) || !t.due(now) || t.cfg.Check != "" || t.cfg.CheckStaged != "" {
+			continue
+		}
+		held = append(held, t)
+	}
+	if len(held) == 0 {
+		return func() {}, nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, t := range held {
+			t.hold()
+		}
+	}()
+	return func() { <-done }, held
+}
 
 // upToDate reports whether tf need not be rendered for s: the last apply
 // installed its output, s agrees with the settings of that apply on every
