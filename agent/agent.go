@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"reflect"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -80,7 +79,7 @@ type templateFile struct {
 	gid  int
 
 	// What the last successful apply installed from it, to tell when an
-	// update cannot change it (see keysUnchanged).
+	// update cannot change it (see upToDate).
 	installed bool
 	sum       [sha256.Size]byte // of the content
 	env       string
@@ -333,7 +332,7 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 	a.log.Info("update applied", append(fields, zap.Duration("duration", res.Duration))...)
 }
 
-// Apply renders with s every template it can change (see keysUnchanged),
+// Apply renders with s every template it can change (see upToDate),
 // installs the files that changed,
 // runs the checks of the targets whose files changed, and reloads each of
 // them once (or defers the reload, see min_interval). If rendering or a
@@ -494,7 +493,7 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 }
 
 // renderAll renders in memory every template that the update can change
-// (see keysUnchanged) and returns their files, with the templates they came
+// (see upToDate) and returns their files, with the templates they came
 // from; the first error, in template order, fails all. Templates render
 // in parallel, one goroutine per core, when the last render took long
 // enough to gain from it: text/template sorts a map's keys on every range,
@@ -502,87 +501,39 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 // a single small one is done before another thread could wake up.
 func (a *Agent) renderAll(s Snapshot) ([]render.File, []*templateFile, error) {
 	data := render.Data{Settings: s.Settings, Env: a.cfg.Source.Env}
-	n := len(a.templates)
-	need := make([]bool, n)
-	var maybe []int // keys unchanged: rendered only if the file is not as left
-	for i, tf := range a.templates {
-		if a.keysUnchanged(tf, s) {
-			maybe = append(maybe, i)
-		} else {
-			need[i] = true
+	var todo []*templateFile
+	for _, tf := range a.templates {
+		if !a.upToDate(tf, s) {
+			todo = append(todo, tf)
 		}
 	}
-	// Their files are checked (a stat each) on another goroutine while
-	// the templates whose keys changed render.
-	stale := make([]bool, len(maybe))
-	checked := make(chan struct{})
-	if len(maybe) == 0 {
-		close(checked)
-	} else {
-		go func() {
-			defer close(checked)
-			for j, i := range maybe {
-				tf := a.templates[i]
-				stale[j] = !render.Holds(tf.cfg.Destination, tf.sum)
-			}
-		}()
-	}
-
-	contents := make([][]byte, n)
-	errs := make([]error, n)
+	contents := make([][]byte, len(todo))
+	errs := make([]error, len(todo))
+	render1 := func(i int) { contents[i], errs[i] = todo[i].tmpl.Render(data) }
 	start := time.Now()
-	a.renderWhere(need, data, contents, errs)
-	<-checked
-	for j, i := range maybe {
-		need[i] = stale[j]
+	if a.renderTime < parallelRenderAbove {
+		for i := range todo {
+			render1(i)
+		}
+	} else {
+		parallel(len(todo), render1)
 	}
-	a.renderWhere(need, data, contents, errs) // those whose file is not as left
-	if slices.Contains(need, true) {
+	if len(todo) > 0 {
 		a.renderTime = time.Since(start)
 	}
 
-	var files []render.File
-	var rendered []*templateFile
-	for i, tf := range a.templates {
-		if !need[i] {
-			continue
-		}
+	files := make([]render.File, 0, len(todo))
+	for i, tf := range todo {
 		if errs[i] != nil {
 			return nil, nil, fmt.Errorf("render %s: %w", tf.cfg.Source, errs[i])
 		}
-		rendered = append(rendered, tf)
 		files = append(files, render.File{
 			Path: tf.cfg.Destination, Content: contents[i], Mode: tf.mode,
 			UID: tf.uid, GID: tf.gid, CreateDirs: tf.cfg.CreateDirs,
 			Backup: tf.cfg.Backup, InPlace: tf.cfg.InPlace,
 		})
 	}
-	return files, rendered, nil
-}
-
-// renderWhere renders each template i with need[i] that has no output
-// yet, serially or in parallel (see renderAll).
-func (a *Agent) renderWhere(need []bool, data render.Data, contents [][]byte, errs []error) {
-	var todo []int
-	for i := range need {
-		if need[i] && contents[i] == nil && errs[i] == nil {
-			todo = append(todo, i)
-		}
-	}
-	render1 := func(j int) {
-		i := todo[j]
-		contents[i], errs[i] = a.templates[i].tmpl.Render(data)
-		if contents[i] == nil && errs[i] == nil {
-			contents[i] = []byte{}
-		}
-	}
-	if a.renderTime < parallelRenderAbove {
-		for j := range todo {
-			render1(j)
-		}
-	} else {
-		parallel(len(todo), render1)
-	}
+	return files, todo, nil
 }
 
 // parallelRenderAbove is how long a render of the templates must have
@@ -616,13 +567,12 @@ func (a *Agent) holdAhead(rendered []*templateFile) (wait func(), held []*Target
 	return func() { <-done }, held
 }
 
-// keysUnchanged reports whether s cannot change what tf renders: the last
-// apply installed its output, and s agrees with the settings of that
-// apply on every key the template reads (render.Template.Keys). Such a
-// template is not rendered again if its destination still holds that
-// output, as its remembered stat says without reading it
-// (render.Holds). A dry run renders everything, to show every file.
-func (a *Agent) keysUnchanged(tf *templateFile, s Snapshot) bool {
+// upToDate reports whether tf need not be rendered for s: the last apply
+// installed its output, s agrees with the settings of that apply on every
+// key the template reads (render.Template.Keys), and the destination still
+// holds that output, as its remembered stat says without reading it. A dry
+// run renders everything, to show every file.
+func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
 	if !tf.installed || a.opts.DryRun || tf.env != a.cfg.Source.Env {
 		return false
 	}
@@ -637,11 +587,10 @@ func (a *Agent) keysUnchanged(tf *templateFile, s Snapshot) bool {
 			return false
 		}
 	}
-	return true
+	return render.Holds(tf.cfg.Destination, tf.sum)
 }
 
-// noteRendered records what each rendered template installed, for
-// keysUnchanged and render.Holds.
+// noteRendered records what each rendered template installed, for upToDate.
 func (a *Agent) noteRendered(rendered []*templateFile, files []render.File) {
 	for i, tf := range rendered {
 		tf.installed, tf.sum, tf.env = true, sha256.Sum256(files[i].Content), a.cfg.Source.Env
