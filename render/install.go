@@ -179,7 +179,7 @@ func (s *staged) syncOpen() error {
 
 // syncFile fsyncs the file at path; its error names the path.
 func syncFile(path string) error {
-	f, err := os.Open(path)
+	f, err := openNoPoll(path, syscall.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -472,7 +472,7 @@ func checkLinkOwners(path string) error {
 }
 
 // readFile reads a destination; tests replace it to make a file unreadable.
-var readFile = os.ReadFile
+var readFile = readFileNoPoll
 
 // readExisting returns the current state of path, or nil if it does not
 // exist. A regular file whose content cannot be read is returned with
@@ -569,7 +569,7 @@ func createTemp(target string, content []byte, mode fs.FileMode, uid, gid int,
 // with mode and owner, and returns it open; on error there is no file.
 func createTempFile(target string, content []byte, mode fs.FileMode, uid, gid int) (*os.File, error) {
 	dir, base := filepath.Split(target)
-	f, err := os.CreateTemp(dir, TempPrefix+base+".*")
+	f, err := createTempNoPoll(dir, TempPrefix+base+".")
 	if err != nil {
 		return nil, err
 	}
@@ -691,7 +691,7 @@ func syncDirs(files []*staged) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := openNoPoll(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,57 @@
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// readFileNoPoll reads what os.ReadFile reads: files of every size around
+// the read buffer, an empty one, and a /proc file whose stat says 0 bytes.
+func TestReadFileNoPoll(t *testing.T) {
+	dir := t.TempDir()
+	paths := []string{"/proc/self/status"}
+	for _, size := range []int{0, 1, 511, 512, 513, 4096, 100_000} {
+		p := filepath.Join(dir, fmt.Sprintf("f-%d", size))
+		put(t, p, strings.Repeat("y", size), 0o644)
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
+		got, err := readFileNoPoll(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		want, _ := os.ReadFile(p)
+		if p == "/proc/self/status" { // changes between reads: compare the start
+			got, want = got[:10], want[:10]
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: read %d bytes, want %d", p, len(got), len(want))
+		}
+	}
+	if _, err := readFileNoPoll(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
+		t.Errorf("missing file: %v, want not exist", err)
+	}
+}
+
+// createTempNoPoll makes a new 0600 file whose name IsTemp recognises.
+func TestCreateTempNoPoll(t *testing.T) {
+	dir := t.TempDir()
+	seen := map[string]bool{}
+	for range 20 {
+		f, err := createTempNoPoll(dir, TempPrefix+"app.conf.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		fi, err := os.Stat(f.Name())
+		if err != nil || fi.Mode().Perm() != 0o600 || seen[f.Name()] || !IsTemp(filepath.Base(f.Name())) {
+			t.Fatalf("%s: %v, mode %v, seen %v, IsTemp %v", f.Name(), err, fi.Mode(), seen[f.Name()],
+				IsTemp(filepath.Base(f.Name())))
+		}
+		seen[f.Name()] = true
+	}
+}
