@@ -22,14 +22,8 @@ type cacheFile struct {
 // WriteCache saves s as the last-known-good snapshot at path, atomically
 // and with mode 0600 (settings may hold secrets).
 func WriteCache(path, env string, s Snapshot) error {
-	settings := s.canonical
-	if settings == nil {
-		var err error
-		if settings, err = json.Marshal(s.Settings); err != nil {
-			return fmt.Errorf("write cache: %w", err)
-		}
-	}
-	data, err := encodeCache(cacheFile{Env: env, Hash: s.Hash, Time: s.Time, Settings: settings})
+	data, err := encodeCache(cacheFile{Env: env, Hash: s.Hash, Time: s.Time, Settings: s.canonical},
+		s.Settings, s.size)
 	if err != nil {
 		return fmt.Errorf("write cache: %w", err)
 	}
@@ -51,16 +45,26 @@ func WriteCache(path, env string, s Snapshot) error {
 // size, with c.Settings (compact JSON) copied as it is: json.Marshal
 // copied the settings twice more and regrew its buffer, megabytes of
 // garbage at a moment when the rendered files are still in memory.
-func encodeCache(c cacheFile) ([]byte, error) {
+//
+// When c.Settings is nil (a large snapshot keeps no canonical JSON), the
+// settings are encoded canonically straight into the buffer, whose size
+// is estimated by size, instead of into one of their own that is then
+// copied.
+func encodeCache(c cacheFile, settings map[string]any, size int) ([]byte, error) {
 	when, err := c.Time.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len(c.Settings)+len(c.Env)+len(c.Hash)+len(when)+64)
+	b := make([]byte, 0, max(len(c.Settings), size)+len(c.Env)+len(c.Hash)+len(when)+64)
 	b = appendJSONString(append(b, `{"env":`...), c.Env)
 	b = appendJSONString(append(b, `,"hash":`...), c.Hash)
 	b = append(append(b, `,"time":`...), when...)
-	b = append(append(b, `,"settings":`...), c.Settings...)
+	b = append(b, `,"settings":`...)
+	if c.Settings != nil {
+		b = append(b, c.Settings...)
+	} else if b, err = appendCanonical(b, settings); err != nil {
+		return nil, err
+	}
 	return append(b, '}'), nil
 }
 

@@ -3,8 +3,10 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -98,11 +100,45 @@ func TestEncodeCacheEqualsMarshal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := encodeCache(c)
+	got, err := encodeCache(c, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("encodeCache = %s, json.Marshal wrote %s", got, want)
+	}
+	// A large snapshot keeps no canonical JSON: it is encoded in place.
+	c.Settings = nil
+	got, err = encodeCache(c, snap.Settings, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("encodeCache without canonical JSON = %s, json.Marshal wrote %s", got, want)
+	}
+}
+
+// A snapshot over keepCanonicalMax keeps no canonical JSON; its cache is
+// the same, and reads back with the same hash.
+func TestLargeSnapshotCache(t *testing.T) {
+	settings := map[string]any{}
+	for i := range 60000 { // about 1.3 MB of JSON
+		settings[fmt.Sprintf("key%06d", i)] = fmt.Sprintf("value %d", i)
+	}
+	snap, err := NewSnapshot(settings, "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.canonical != nil || snap.size <= keepCanonicalMax {
+		t.Fatalf("canonical kept (%d bytes) for a snapshot of %d bytes", len(snap.canonical), snap.size)
+	}
+	path := filepath.Join(t.TempDir(), "cache.json")
+	if err := WriteCache(path, "dev", snap); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadCache(path, "dev")
+	if err != nil || back.Hash != snap.Hash || len(back.Settings) != len(settings) {
+		t.Fatalf("ReadCache: hash %q, %d keys, %v; want %q, %d keys", back.Hash, len(back.Settings), err,
+			snap.Hash, len(settings))
 	}
 }
