@@ -70,3 +70,32 @@ func TestOnlyTemplatesWhoseKeysChangedRender(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// A template that changes a settings map in place (sprig's set) changes
+// only its own copy: the template after it in the same update, the
+// snapshot that is hashed, cached and kept to compare the next update's
+// keys against, all see what the server sent.
+func TestTemplateCannotChangeSettingsForOthers(t *testing.T) {
+	dir := t.TempDir()
+	text := baseConfig("http://127.0.0.1:1") +
+		templateBlock(t, dir, "a.conf", `{{$_ := set .Settings.db "port" 1}}a={{.Settings.db.port}}`+"\n", "") +
+		templateBlock(t, dir, "b.conf", "b={{.Settings.db.port}}\n", "")
+	a, _ := newTestAgent(t, dir, text)
+	snap, err := NewSnapshot(map[string]any{"db": map[string]any{"port": int64(5432)}}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := snap.Hash
+	if _, err := a.Apply(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"a.conf": "a=1\n", "b.conf": "b=5432\n"} {
+		if msg := fileHas(filepath.Join(dir, path), want)(); msg != "" {
+			t.Error(msg)
+		}
+	}
+	again, err := NewSnapshot(snap.Settings, "test")
+	if err != nil || again.Hash != hash {
+		t.Errorf("the snapshot's settings changed while it was applied (hash %s, was %s)", again.Hash, hash)
+	}
+}

@@ -12,7 +12,8 @@ import (
 // funcMap is the text/template built-ins plus sprig, with these changes:
 // index fails on a missing map key, required fails the render with a
 // message, and the functions whose cost grows with a count are bounded
-// (see ErrTooLarge). Parse adds the print guard used by guardPrints.
+// (see ErrTooLarge), and set and the merges cannot make a map hold
+// itself (see ErrCycle). Parse adds the print guard used by guardPrints.
 func funcMap() template.FuncMap {
 	m := sprig.TxtFuncMap()
 	// sprig's env and expandenv would let a template read the agent's own
@@ -22,6 +23,7 @@ func funcMap() template.FuncMap {
 	m["index"] = strictIndex
 	m["required"] = required
 	boundedFuncs(m)
+	guardMutators(m)
 	return m
 }
 

@@ -15,24 +15,29 @@ import (
 // RenderError is a failed template execution. Its message is Go's, with
 // every setting value that it quoted replaced by "<redacted>", so it can be
 // logged. Unwrap yields ErrMissingValue when a key, null or index was
-// missing, ErrTooLarge when the output or a count was over the bounds.
+// missing, ErrTooLarge when the output or a count was over the bounds,
+// ErrCycle when a map was set into itself.
 type RenderError struct {
 	Template string // source path of the template
 	Msg      string // redacted message
 	missing  bool
 	tooLarge bool
+	cycle    bool
 }
 
 func (e *RenderError) Error() string { return e.Msg }
 
 // Unwrap returns ErrMissingValue for a missing key, null or index miss,
-// and ErrTooLarge for output or a count over the bounds.
+// ErrTooLarge for output or a count over the bounds, and ErrCycle for a
+// map set into itself.
 func (e *RenderError) Unwrap() error {
 	switch {
 	case e.missing:
 		return ErrMissingValue
 	case e.tooLarge:
 		return ErrTooLarge
+	case e.cycle:
+		return ErrCycle
 	}
 	return nil
 }
@@ -56,7 +61,8 @@ func redact(name string, err error, settings map[string]any, source string) erro
 	head, tail := splitAtAction(msg)
 	tail = redactValues(tail, settings)
 	tail = redactForeignText(tail, source, settings)
-	return &RenderError{Template: name, Msg: head + tail, missing: missing, tooLarge: tooLarge}
+	return &RenderError{Template: name, Msg: head + tail, missing: missing, tooLarge: tooLarge,
+		cycle: errors.Is(err, ErrCycle)}
 }
 
 // splitAtAction splits `template: f:3:5: executing "f" at <.x>: why` after

@@ -28,6 +28,10 @@ type Template struct {
 	opts options
 	fast *template.Template // as written: the success path
 
+	// private: the template changes maps in place (sprig's set...), so it
+	// renders on its own copy of the settings (see mutators).
+	private bool
+
 	// guarded has a nil check on every printed value; it is parsed the
 	// first time an output needs it (see Render).
 	guardOnce sync.Once
@@ -76,7 +80,7 @@ func Parse(name, text string, opts ...Option) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Template{name: name, text: text, opts: o, fast: fast}, nil
+	return &Template{name: name, text: text, opts: o, fast: fast, private: callsMutator(fast)}, nil
 }
 
 // parse parses text with the options' functions; guard adds the nil check
@@ -128,7 +132,7 @@ var noValue = []byte("<no value>")
 func (t *Template) Render(data Data) ([]byte, error) {
 	var buf bytes.Buffer
 	out := &cappedWriter{buf: &buf, max: MaxOutput}
-	if err := t.fast.Execute(out, data); err == nil && !bytes.Contains(buf.Bytes(), noValue) {
+	if err := t.fast.Execute(out, t.own(data)); err == nil && !bytes.Contains(buf.Bytes(), noValue) {
 		return buf.Bytes(), nil
 	}
 
@@ -137,10 +141,19 @@ func (t *Template) Render(data Data) ([]byte, error) {
 		t.guarded, _ = t.opts.parse(t.name, t.text, true)
 	})
 	buf.Reset()
-	if err := t.guarded.Execute(out, data); err != nil {
+	if err := t.guarded.Execute(out, t.own(data)); err != nil {
 		return nil, redact(t.name, err, data.Settings, t.text)
 	}
 	return buf.Bytes(), nil
+}
+
+// own returns data with a copy of its settings if the template changes
+// maps in place; it must not change the caller's.
+func (t *Template) own(data Data) Data {
+	if t.private {
+		data.Settings = copyMap(data.Settings)
+	}
+	return data
 }
 
 // guardPrints makes every action that prints a value pass it through
