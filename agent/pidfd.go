@@ -40,8 +40,11 @@ func (t *Target) release() {
 }
 
 // signalHeld sends t's signal to the held process and reports whether it
-// went; false (nothing sent) when nothing is held or the held process has
-// exited since, for Reload to read the pid file again.
+// went; false (nothing sent) when nothing is held, the held process has
+// exited since (even if not yet reaped: a zombie takes a signal and
+// nobody gets it), or the pid file names another process now (the
+// program was restarted, or started its successor, after the hold): for
+// Reload to read the pid file again and check that process.
 func (t *Target) signalHeld() (string, bool, error) {
 	h := t.held
 	if h == nil {
@@ -49,6 +52,9 @@ func (t *Target) signalHeld() (string, bool, error) {
 	}
 	t.held = nil
 	defer unix.Close(h.pidfd)
+	if pid, _, err := t.readPID(); err != nil || pid != h.pid || exited(h.pidfd) {
+		return "", false, nil
+	}
 	err := unix.PidfdSendSignal(h.pidfd, t.signal, nil, 0)
 	switch {
 	case err == nil:
@@ -77,4 +83,16 @@ func (t *Target) confirmPIDHeld() (int, int, error) {
 		return 0, -1, err
 	}
 	return pid, pidfd, nil
+}
+
+// exited reports whether the process of pidfd has exited, reaped or not:
+// a pidfd turns readable then.
+func exited(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err != unix.EINTR {
+			return err == nil && n > 0
+		}
+	}
 }
