@@ -82,7 +82,24 @@ type templateFile struct {
 	// update cannot change it (see upToDate).
 	installed bool
 	sum       [sha256.Size]byte // of the content
-	env       string
+	from      renderInputs      // what rendered and installed it, besides the settings
+}
+
+// renderInputs is everything but the settings that decides a template's
+// file: its parsed text (the watch swaps it when the file is edited), its
+// [[template]] and the owner and mode resolved from it, and the env.
+type renderInputs struct {
+	tmpl     *render.Template
+	cfg      TemplateConfig
+	mode     fs.FileMode
+	uid, gid int
+	env      string
+}
+
+// inputs returns what renders and installs tf now.
+func (a *Agent) inputs(tf *templateFile) renderInputs {
+	return renderInputs{tmpl: tf.tmpl, cfg: tf.cfg, mode: tf.mode, uid: tf.uid, gid: tf.gid,
+		env: a.cfg.Source.Env}
 }
 
 // New parses every template of cfg and prepares its reload targets. The
@@ -568,12 +585,12 @@ func (a *Agent) holdAhead(rendered []*templateFile) (wait func(), held []*Target
 }
 
 // upToDate reports whether tf need not be rendered for s: the last apply
-// installed its output, s agrees with the settings of that apply on every
+// installed its output from the same template text, config and env, s agrees with the settings of that apply on every
 // key the template reads (render.Template.Keys), and the destination still
 // holds that output, as its remembered stat says without reading it. A dry
 // run renders everything, to show every file.
 func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
-	if !tf.installed || a.opts.DryRun || tf.env != a.cfg.Source.Env {
+	if !tf.installed || a.opts.DryRun || tf.from != a.inputs(tf) {
 		return false
 	}
 	keys, all := tf.tmpl.Keys()
@@ -593,7 +610,7 @@ func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
 // noteRendered records what each rendered template installed, for upToDate.
 func (a *Agent) noteRendered(rendered []*templateFile, files []render.File) {
 	for i, tf := range rendered {
-		tf.installed, tf.sum, tf.env = true, sha256.Sum256(files[i].Content), a.cfg.Source.Env
+		tf.installed, tf.sum, tf.from = true, sha256.Sum256(files[i].Content), a.inputs(tf)
 	}
 }
 

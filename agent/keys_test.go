@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,4 +99,53 @@ func TestTemplateCannotChangeSettingsForOthers(t *testing.T) {
 	if err != nil || again.Hash != hash {
 		t.Errorf("the snapshot's settings changed while it was applied (hash %s, was %s)", again.Hash, hash)
 	}
+}
+
+// Whatever the agent learns between updates that changes a file's output
+// or its metadata renders it again, though no settings key changed: an
+// edited template file (the watch), a config reload that changes the
+// file's mode or its missing_key. The files are older than the racy
+// window, so only their stat vouches for them.
+func TestEditsBesideTheSettingsRender(t *testing.T) {
+	dir := t.TempDir()
+	_, url := startServer(t, "dev", map[string]any{"a": "1"})
+	dest := filepath.Join(dir, "a.conf")
+	config := func(extra string) string {
+		return baseConfig(url) + templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "") + extra
+	}
+	a, logs := newTestAgent(t, dir, config(""))
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(dest, "a=1\n"))
+	// Past the racy window, an update compares the file and remembers its
+	// stat: from then on the stat vouches for it.
+	trust := func(n int) {
+		t.Helper()
+		time.Sleep(3100 * time.Millisecond)
+		postHTTP(t, url, "dev", map[string]any{"a": "1", "other": n})
+		eventually(t, 10*time.Second, func() string {
+			if got := len(logs.FilterMessage("update changed nothing").All()); got < n {
+				return fmt.Sprintf("%d updates that changed nothing logged, want %d", got, n)
+			}
+			return ""
+		})
+	}
+	trust(1)
+
+	writeFile(t, dir, "a.conf.tmpl", "edited a={{.Settings.a}}\n")
+	eventually(t, 10*time.Second, fileHas(dest, "edited a=1\n"))
+	trust(2)
+
+	// templateBlock writes the template text again: put the edit back after.
+	writeFile(t, dir, "sseconfd.toml", config("mode = \"0600\"\n"))
+	writeFile(t, dir, "a.conf.tmpl", "edited a={{.Settings.a}}\n")
+	if _, err := a.ReloadConfig(context.Background(), filepath.Join(dir, "sseconfd.toml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		fi, err := os.Stat(dest)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			return fmt.Sprintf("%s: mode %v (%v), want 0600", dest, fi.Mode(), err)
+		}
+		return fileHas(dest, "edited a=1\n")()
+	})
 }
