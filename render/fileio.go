@@ -2,7 +2,7 @@ package render
 
 import (
 	"errors"
-	"io"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -29,30 +29,57 @@ func openNoPoll(path string, flag int, perm uint32) (*os.File, error) {
 	}
 }
 
-// readFileNoPoll is os.ReadFile through openNoPoll.
+// readFileNoPoll is os.ReadFile without the poller, for regular files
+// only: the file is opened without blocking and refused by its own
+// descriptor's stat if it is not one. A FIFO put in place of a
+// destination after its stat would block the open until a writer came,
+// and a device such as /dev/zero would be read until memory ran out.
 func readFileNoPoll(path string) ([]byte, error) {
-	f, err := openNoPoll(path, syscall.O_RDONLY, 0)
+	fd, err := openRaw(path, syscall.O_RDONLY|syscall.O_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
 	size := 512
-	if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() < 1<<30 {
-		size = int(fi.Size()) + 1 // one more, to see the end in one read
+	if st.Size > 0 && st.Size < 1<<30 {
+		size = int(st.Size) + 1 // one more, to see the end in one read
 	}
 	data := make([]byte, 0, size)
 	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
+		n, err := syscall.Read(fd, data[len(data):cap(data)])
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case err != nil:
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
 			return data, nil
 		}
-		if err != nil {
-			return nil, err
-		}
+		data = data[:len(data)+n]
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
 		}
+	}
+}
+
+// openRaw opens path with flag and close-on-exec, retrying on EINTR.
+func openRaw(path string, flag int) (int, error) {
+	for {
+		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, 0)
+		switch {
+		case err == nil:
+			return fd, nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		}
+		return -1, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // readFileNoPoll reads what os.ReadFile reads: files of every size around
@@ -53,5 +55,35 @@ func TestCreateTempNoPoll(t *testing.T) {
 				IsTemp(filepath.Base(f.Name())))
 		}
 		seen[f.Name()] = true
+	}
+}
+
+// A destination stats as a regular file, then someone puts a FIFO (or a
+// device) in its place before it is read: opening a FIFO to read blocks
+// until a writer comes, which held the whole apply loop. The file read
+// must be refused on its own descriptor instead.
+func TestReadFileNoPollRefusesWhatIsNotAFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, "/dev/zero", "/dev/null"} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := readFileNoPoll(p)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s: err = %v, want it refused as not a regular file", p, err)
+			}
+		case <-time.After(10 * time.Second):
+			// Let the blocked open return: open the FIFO for writing.
+			if w, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+				w.Close()
+			}
+			t.Fatalf("%s: still reading after 10 s", p)
+		}
 	}
 }
