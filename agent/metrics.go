@@ -166,9 +166,13 @@ func metric(b *bytes.Buffer, name, typ, help string, v float64) {
 	sample(b, name, "", v)
 }
 
+// header writes a family's HELP and TYPE lines; the help text escapes
+// backslash and newline, as the text format asks.
 func header(b *bytes.Buffer, name, typ, help string) {
-	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, helpEscaper.Replace(help), name, typ)
 }
+
+var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
 
 func sample(b *bytes.Buffer, name, labels string, v float64) {
 	fmt.Fprintf(b, "%s%s %s\n", name, labels, formatFloat(v))

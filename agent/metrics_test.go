@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
@@ -84,5 +85,46 @@ func TestMetricsTextFormat(t *testing.T) {
 	}
 	if start := samples["process_start_time_seconds"]; time.Since(time.Unix(int64(start), 0)) > time.Hour {
 		t.Errorf("process_start_time_seconds = %v, not about now", start)
+	}
+	checkFamilies(t, text)
+}
+
+// checkFamilies checks the rules of the text format that a line alone
+// does not show: each family has one HELP and one TYPE, both before its
+// samples, and its samples are not interleaved with another family's.
+func checkFamilies(t *testing.T, text string) {
+	t.Helper()
+	seen := map[string]bool{}
+	current := ""
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if f, ok := strings.CutPrefix(line, "# HELP "); ok {
+			name, _, _ := strings.Cut(f, " ")
+			if seen[name] {
+				t.Errorf("family %s appears twice", name)
+			}
+			seen[name], current = true, name
+			continue
+		}
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			if name, _, _ := strings.Cut(f, " "); name != current {
+				t.Errorf("TYPE of %s not right after its HELP", name)
+			}
+			continue
+		}
+		name := strings.TrimRight(strings.SplitN(line, "{", 2)[0], " 0123456789.e+-InfNa")
+		if name != current && name != current+"_bucket" && name != current+"_sum" && name != current+"_count" {
+			t.Errorf("sample %q is not in the family %s above it", line, current)
+		}
+	}
+}
+
+// HELP text escapes backslash and newline, as the text format asks; any
+// other character, a double quote included, is written as it is.
+func TestMetricsHelpEscaped(t *testing.T) {
+	var b bytes.Buffer
+	header(&b, "x", "gauge", "a \\ b\nc \"d\"")
+	want := "# HELP x a \\\\ b\\nc \"d\"\n# TYPE x gauge\n"
+	if b.String() != want {
+		t.Errorf("header = %q, want %q", b.String(), want)
 	}
 }
