@@ -149,3 +149,100 @@ func TestEditsBesideTheSettingsRender(t *testing.T) {
 		return fileHas(dest, "edited a=1\n")()
 	})
 }
+
+// A rejected update (render error), then one rolled back by a failing
+// check, then one that restores the values of the last good update: the
+// files always hold the last good update's output, though their stats
+// are trusted and the keys of the last update equal the good ones.
+func TestRejectedAndRolledBackUpdatesLeaveNoStaleFile(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok")
+	text := baseConfig("http://127.0.0.1:1") +
+		templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "checked") +
+		templateBlock(t, dir, "b.conf", `b={{if eq .Settings.b "bad"}}{{fail "no"}}{{end}}{{.Settings.b}}`+"\n", "") +
+		fmt.Sprintf("\n[[reload]]\nname = \"checked\"\ncommand = \"true\"\ncheck = \"test -f %s\"\n", ok)
+	a, _ := newTestAgent(t, dir, text)
+	apply := func(settings map[string]any, wantErr bool) {
+		t.Helper()
+		snap, err := NewSnapshot(settings, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Apply(context.Background(), snap); (err != nil) != wantErr {
+			t.Fatalf("Apply(%v) = %v, want error %v", settings, err, wantErr)
+		}
+	}
+	want := func(a, b string) {
+		t.Helper()
+		for path, content := range map[string]string{"a.conf": "a=" + a + "\n", "b.conf": "b=" + b + "\n"} {
+			if msg := fileHas(filepath.Join(dir, path), content)(); msg != "" {
+				t.Fatal(msg)
+			}
+		}
+	}
+	writeFile(t, dir, "ok", "")
+	apply(map[string]any{"a": "1", "b": "1"}, false)
+	time.Sleep(3100 * time.Millisecond)
+	apply(map[string]any{"a": "1", "b": "1", "c": "1"}, false) // the stats are trusted from here
+	want("1", "1")
+
+	apply(map[string]any{"a": "2", "b": "bad"}, true) // render fails: nothing written
+	want("1", "1")
+	os.Remove(ok)
+	apply(map[string]any{"a": "3", "b": "3"}, true) // check fails: both files put back
+	want("1", "1")
+	writeFile(t, dir, "ok", "")
+	apply(map[string]any{"a": "1", "b": "1"}, false)
+	want("1", "1")
+	apply(map[string]any{"a": "4", "b": "1"}, false)
+	want("4", "1")
+}
+
+// Once its stat is trusted, a destination that is deleted, or replaced by
+// a symlink to another file, or rewritten in place with the same size, is
+// rendered again by the next update although its keys did not change.
+func TestTrustedDestinationReplacedRenders(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "a.conf")
+	text := baseConfig("http://127.0.0.1:1") + templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "")
+	a, _ := newTestAgent(t, dir, text)
+	n := 0
+	update := func() {
+		t.Helper()
+		n++
+		snap, err := NewSnapshot(map[string]any{"a": "1", "other": int64(n)}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Apply(context.Background(), snap); err != nil {
+			t.Fatal(err)
+		}
+		if msg := fileHas(dest, "a=1\n")(); msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	trusted := func() {
+		t.Helper()
+		time.Sleep(3100 * time.Millisecond)
+		update()
+	}
+	update()
+	trusted()
+
+	os.Remove(dest)
+	update()
+	trusted()
+
+	other := writeFile(t, dir, "other.conf", "a=2\n")
+	os.Remove(dest)
+	if err := os.Symlink(other, dest); err != nil {
+		t.Fatal(err)
+	}
+	update()
+	trusted()
+
+	if err := os.WriteFile(dest, []byte("a=9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	update()
+}
