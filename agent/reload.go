@@ -115,12 +115,17 @@ var ErrRefused = errors.New("refused to signal")
 
 // confirmPID reads the pid file now and returns its pid only if it is a
 // live process that can be the target: a pid Linux can have, not 0, not 1,
-// not this agent, not a zombie, and named process_name when that is set
+// not this agent or one of its threads, not a zombie, and named process_name when that is set
 // (without it, not started after the pid file was written).
 func (t *Target) confirmPID() (int, error) {
 	pid, written, err := t.readPID()
 	if err != nil {
 		return 0, err
+	}
+	// kill(2) with a thread id signals the thread's whole process. The
+	// pidfd path never gets here with one (pidfd_open refuses a thread).
+	if isOwnThread(pid) {
+		return 0, t.refuse("pid %d is a thread of this agent", pid)
 	}
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return 0, t.refuse("no process %d (stale pid file)", pid)
@@ -129,6 +134,12 @@ func (t *Target) confirmPID() (int, error) {
 		return 0, err
 	}
 	return pid, nil
+}
+
+// isOwnThread reports whether pid is the id of one of this process's threads.
+func isOwnThread(pid int) bool {
+	_, err := os.Lstat("/proc/self/task/" + strconv.Itoa(pid))
+	return err == nil
 }
 
 func (t *Target) refuse(format string, args ...any) error {

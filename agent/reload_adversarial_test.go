@@ -135,3 +135,34 @@ func TestConfirmPIDOddFiles(t *testing.T) {
 		}
 	}
 }
+
+// A pid file naming one of the agent's own threads (a stale pid reused by
+// a thread id: they share one number space) passed every check, and
+// kill(2) with a thread id signals its whole process: the agent sent the
+// reload signal to itself (SIGHUP: a config reload; SIGTERM: its exit).
+func TestReloadRefusesAThreadOfTheAgent(t *testing.T) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := 0
+	for _, e := range tasks {
+		if id, _ := strconv.Atoi(e.Name()); id != os.Getpid() {
+			tid = id
+			break
+		}
+	}
+	if tid == 0 {
+		t.Skip("skipped: this process has one thread")
+	}
+	pidFile := writeFile(t, t.TempDir(), "x.pid", strconv.Itoa(tid))
+	// SIGWINCH: harmless to this test process should the check let it through.
+	target, err := NewTarget(ReloadConfig{Name: "t", PIDFile: pidFile, Signal: "SIGWINCH"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if did, err := target.Reload(context.Background()); !errors.Is(err, ErrRefused) ||
+		!strings.Contains(err.Error(), "this agent") {
+		t.Fatalf("Reload with a thread of the agent = %q, %v; want refused as this agent", did, err)
+	}
+}
