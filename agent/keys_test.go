@@ -3,11 +3,15 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sseconfd/sseconfd/configserver"
 )
 
 // An update renders only the templates that read a key it changed (or
@@ -245,4 +249,55 @@ func TestTrustedDestinationReplacedRenders(t *testing.T) {
 		t.Fatal(err)
 	}
 	update()
+}
+
+// A reconnect resends the settings the agent already applied: that is no
+// update (no render, no reload, the file untouched), and the next real
+// change applies. Snapshots from the agent's stream are handed over before
+// they are hashed, so the repeat is told by comparing settings.
+func TestReconnectWithSameSettingsAppliesNothing(t *testing.T) {
+	cs := configserver.New()
+	cs.KeepAlive = 50 * time.Millisecond
+	post(t, cs, "dev", map[string]any{"port": 1, "name": "x"})
+	srv := httptest.NewServer(cs)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	counter := filepath.Join(dir, "reloads")
+	a, logs := newTestAgent(t, dir, baseConfig(srv.URL)+
+		templateBlock(t, dir, "a.conf", "port={{.Settings.port}} name={{.Settings.name}}\n", "app")+
+		fmt.Sprintf("[[reload]]\nname = \"app\"\ncommand = \"echo x >> %s\"\n", counter))
+	stop := runAgent(t, a)
+	defer stop()
+	dest := filepath.Join(dir, "a.conf")
+	eventually(t, 10*time.Second, fileHas(dest, "port=1 name=x"))
+	before, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 3 {
+		srv.CloseClientConnections()
+		eventually(t, 10*time.Second, func() string {
+			if n := len(logged(logs, "connected")); n < i+2 {
+				return fmt.Sprintf("%d connections, want %d", n, i+2)
+			}
+			return ""
+		})
+	}
+	post(t, cs, "dev", map[string]any{"port": 2, "name": "x"})
+	eventually(t, 10*time.Second, fileHas(dest, "port=2 name=x"))
+
+	if n := len(logged(logs, "update applied")); n != 2 {
+		t.Errorf("%d updates applied over three reconnects and one change, want 2", n)
+	}
+	if data, _ := os.ReadFile(counter); strings.Count(string(data), "x") != 2 {
+		t.Errorf("reload command ran %d times, want 2 (start, change)", strings.Count(string(data), "x"))
+	}
+	after, _ := os.Stat(dest)
+	if os.SameFile(before, after) {
+		t.Error("the change was not written as a new file")
+	}
+	if v := metricValue(promText(t, a), "sseconfd_events_received_total"); v != "2" {
+		t.Errorf("events_received_total = %s, want 2: the resent settings counted as news", v)
+	}
 }
