@@ -80,9 +80,8 @@ type templateFile struct {
 
 	// What the last successful apply installed from it, to tell when an
 	// update cannot change it (see upToDate).
-	installed bool
-	sum       [sha256.Size]byte // of the content
-	from      renderInputs      // what rendered and installed it, besides the settings
+	sum  [sha256.Size]byte // of the content
+	from renderInputs      // what rendered and installed it, besides the settings; zero before
 }
 
 // renderInputs is everything but the settings that decides a template's
@@ -421,11 +420,12 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 		}
 	}
 
-	a.noteInstalled(files)
-	a.noteRendered(rendered, files)
 	a.settings = s.Settings
 	targets = a.withStartTargets(targets)
 	res.Reloaded, res.Deferred, res.Failed = a.reloadAll(ctx, targets)
+	// After the signals: hashing what was rendered need not delay them.
+	a.noteInstalled(files)
+	a.noteRendered(rendered, files)
 	return res, nil
 }
 
@@ -585,12 +585,13 @@ func (a *Agent) holdAhead(rendered []*templateFile) (wait func(), held []*Target
 }
 
 // upToDate reports whether tf need not be rendered for s: the last apply
-// installed its output from the same template text, config and env, s agrees with the settings of that apply on every
-// key the template reads (render.Template.Keys), and the destination still
-// holds that output, as its remembered stat says without reading it. A dry
-// run renders everything, to show every file.
+// installed its output from the same template text, config and env
+// (renderInputs), s agrees with the settings of that apply on every key
+// the template reads (render.Template.Keys), and the destination still
+// holds that output, as its remembered stat says without reading it. A
+// dry run renders everything, to show every file.
 func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
-	if !tf.installed || a.opts.DryRun || tf.from != a.inputs(tf) {
+	if tf.from.tmpl == nil || a.opts.DryRun || tf.from != a.inputs(tf) {
 		return false
 	}
 	keys, all := tf.tmpl.Keys()
@@ -610,7 +611,7 @@ func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
 // noteRendered records what each rendered template installed, for upToDate.
 func (a *Agent) noteRendered(rendered []*templateFile, files []render.File) {
 	for i, tf := range rendered {
-		tf.installed, tf.sum, tf.from = true, sha256.Sum256(files[i].Content), a.inputs(tf)
+		tf.sum, tf.from = sha256.Sum256(files[i].Content), a.inputs(tf)
 	}
 }
 

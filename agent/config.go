@@ -41,14 +41,14 @@ type Config struct {
 type SourceConfig struct {
 	URL                string            `toml:"url"`                  // base URL of the config server; required
 	Env                string            `toml:"env"`                  // environment name; required
-	TokenFile          string            `toml:"token_file"`           // bearer token, read at every connect; "": none
+	TokenFile          string            `toml:"token_file"`           // bearer token, read at each connect
 	Headers            map[string]string `toml:"headers"`              // extra request headers
 	CAFile             string            `toml:"ca_file"`              // PEM roots to trust; "": the system's
 	CertFile           string            `toml:"cert_file"`            // client certificate (PEM)
 	KeyFile            string            `toml:"key_file"`             // client key (PEM)
 	InsecureSkipVerify bool              `toml:"insecure_skip_verify"` // skip TLS verification; logs a warning
-	IdleTimeout        Duration          `toml:"idle_timeout"`         // no bytes for this long: reconnect; default 45s
-	ResyncInterval     Duration          `toml:"resync_interval"`      // GET /config/{env} period; default 5m; 0 = off
+	IdleTimeout        Duration          `toml:"idle_timeout"`         // silent this long: reconnect; 45s
+	ResyncInterval     Duration          `toml:"resync_interval"`      // GET /config/{env}; 5m; 0 = off
 	MaxEventBytes      ByteSize          `toml:"max_event_bytes"`      // largest event accepted; default 8MiB
 	AllowEmpty         bool              `toml:"allow_empty"`          // accept an empty settings map
 }
@@ -106,7 +106,7 @@ type TemplateConfig struct {
 type ReloadConfig struct {
 	Name        string `toml:"name"`         // referenced by [[template]] reload; required
 	Check       string `toml:"check"`        // shell command run after install; failure rolls the update back
-	CheckStaged string `toml:"check_staged"` // shell command run before install, once per changed file, with $SSECONFD_STAGED
+	CheckStaged string `toml:"check_staged"` // run before install, per changed file, with $SSECONFD_STAGED
 	Signal      string `toml:"signal"`       // e.g. "SIGHUP"; with pid_file
 	PIDFile     string `toml:"pid_file"`     // file holding the pid to signal, read at each reload
 	ProcessName string `toml:"process_name"` // refuse a pid whose comm and executable have another name
@@ -117,10 +117,10 @@ type ReloadConfig struct {
 	// restarts it when its files change and stops it when the agent stops.
 	Exec        string   `toml:"exec"`
 	KillTimeout Duration `toml:"kill_timeout"` // exec: SIGTERM, then SIGKILL after this; default 10s
-	MaxRestarts *int     `toml:"max_restarts"` // exec: unexpected exits per minute before the agent gives up; default 5
+	MaxRestarts *int     `toml:"max_restarts"` // exec: exits per minute before the agent gives up; default 5
 
 	Timeout       Duration `toml:"timeout"`         // for check, check_staged and command; default 30s
-	MinInterval   Duration `toml:"min_interval"`    // reloads closer together are deferred, not dropped; 0 = none
+	MinInterval   Duration `toml:"min_interval"`    // reloads closer are deferred, not dropped; 0 = none
 	ReloadOnStart bool     `toml:"reload_on_start"` // reload after the first apply even if nothing changed
 }
 
@@ -389,10 +389,12 @@ func (c *Config) validate() []error {
 		bad("source.url", "%s", why)
 	}
 	if d := c.Source.IdleTimeout.Duration; d < time.Second {
-		bad("source.idle_timeout", "want 1s or more (longer than the server's keep-alive period, 15s for config-server-sse), got %s", d)
+		bad("source.idle_timeout",
+			"want 1s or more (longer than the server's keep-alive period, 15s for config-server-sse), got %s", d)
 	}
 	if d := c.Source.ResyncInterval.Duration; d != 0 && d < time.Second {
-		bad("source.resync_interval", "want \"0s\" (off) or 1s or more, got %s: every agent would fetch the settings that often", d)
+		bad("source.resync_interval",
+			"want \"0s\" (off) or 1s or more, got %s: every agent would fetch the settings that often", d)
 	}
 	for _, why := range checkHeaders(c.Source.Headers) {
 		bad("source.headers", "%s", why)

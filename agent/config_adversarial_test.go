@@ -40,7 +40,8 @@ func TestSourceURLCheckedAtLoad(t *testing.T) {
 
 	for _, ok := range []string{"http://127.0.0.1:8080", "https://config.example.com/base/", "http://u:p@[::1]:80"} {
 		text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n", ok)
-		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), "source.url") {
+		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil &&
+			strings.Contains(err.Error(), "source.url") {
 			t.Errorf("ParseConfig with url = %q: %v", ok, err)
 		}
 	}
@@ -79,7 +80,8 @@ source = %q
 destination = %q
 `, tc.cache, tmplA, tc.destA, tmplB, tc.destB)
 			_, err := ParseConfig(filepath.Join(dir, "sseconfd.toml"), []byte(text))
-			if err == nil || !strings.Contains(err.Error(), ".destination") || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || !strings.Contains(err.Error(), ".destination") ||
+				!strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ParseConfig: %v, want a destination problem naming the %s", err, tc.want)
 			}
 		})
@@ -102,7 +104,8 @@ func TestSourceHeadersCheckedAtLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\nheaders = " + tc.headers + "\n"
 			_, err := ParseConfig("sseconfd.toml", []byte(text))
-			if err == nil || !strings.Contains(err.Error(), "source.headers") || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || !strings.Contains(err.Error(), "source.headers") ||
+				!strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ParseConfig with headers = %s: %v, want source.headers naming %s", tc.headers, err, tc.want)
 			}
 			if strings.Contains(err.Error(), "SECRET") {
@@ -110,8 +113,10 @@ func TestSourceHeadersCheckedAtLoad(t *testing.T) {
 			}
 		})
 	}
-	text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\nheaders = { \"X-Team\" = \"web ünï\\ttab\" }\n"
-	if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), "source.headers") {
+	text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n" +
+		"headers = { \"X-Team\" = \"web ünï\\ttab\" }\n"
+	if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil &&
+		strings.Contains(err.Error(), "source.headers") {
 		t.Errorf("ParseConfig with a valid header: %v", err)
 	}
 }
@@ -130,7 +135,8 @@ func TestTightLoopDurationsRefused(t *testing.T) {
 	}
 	for _, kv := range []string{`resync_interval = "0s"`, `resync_interval = "1s"`, `idle_timeout = "1s"`} {
 		text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n" + kv + "\n"
-		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil && strings.Contains(err.Error(), strings.Fields(kv)[0]) {
+		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil &&
+			strings.Contains(err.Error(), strings.Fields(kv)[0]) {
 			t.Errorf("ParseConfig with %s: %v", kv, err)
 		}
 	}
@@ -141,9 +147,12 @@ func TestTightLoopDurationsRefused(t *testing.T) {
 // frozen the program it meant to reload.
 func TestUncatchableReloadSignalRefused(t *testing.T) {
 	for _, sig := range []string{"SIGKILL", "kill", "SIGSTOP"} {
-		text := fmt.Sprintf("[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n[[reload]]\nname = \"app\"\nsignal = %q\npid_file = \"/run/app.pid\"\n", sig)
+		text := fmt.Sprintf("[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n"+
+			"[[reload]]\nname = \"app\"\nsignal = %q\n"+
+			"pid_file = \"/run/app.pid\"\n", sig)
 		_, err := ParseConfig("sseconfd.toml", []byte(text))
-		if err == nil || !strings.Contains(err.Error(), "reload[0].signal") || !strings.Contains(err.Error(), "cannot be caught") {
+		if err == nil || !strings.Contains(err.Error(), "reload[0].signal") ||
+			!strings.Contains(err.Error(), "cannot be caught") {
 			t.Errorf("ParseConfig with signal = %q: %v, want reload[0].signal refused", sig, err)
 		}
 	}

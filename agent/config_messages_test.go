@@ -8,7 +8,8 @@ import (
 // TestConfigMessagesSayWhatToWrite covers mistakes a new operator made,
 // whose first messages did not say what to write instead.
 func TestConfigMessagesSayWhatToWrite(t *testing.T) {
-	base := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n[[template]]\nsource = \"t\"\ndestination = \"/tmp/d\"\n"
+	base := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n" +
+		"[[template]]\nsource = \"t\"\ndestination = \"/tmp/d\"\n"
 	tests := []struct{ name, extra, want string }{
 		{"unquoted mode", "mode = 644\n", `template[0].mode: want an octal mode in quotes such as "0644", got`},
 		{"two ways to reload", "reload = \"r\"\n[[reload]]\nname = \"r\"\ncommand = \"true\"\nsignal = \"SIGHUP\"\npid_file = \"/run/x.pid\"\n",

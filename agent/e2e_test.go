@@ -72,7 +72,8 @@ func TestEndToEnd(t *testing.T) {
 	cs, url := startServer(t, "dev", map[string]any{"ball_color": "blue", "ball_size": 25})
 	dest := filepath.Join(dir, "app.ini")
 	pidFile, records := legacyApp(t, dir, dest)
-	tmpl := writeFile(t, dir, "app.ini.tmpl", "color = {{ .Settings.ball_color }}\nsize = {{ .Settings.ball_size }}\nenv = {{ .Env }}\n")
+	tmpl := writeFile(t, dir, "app.ini.tmpl",
+		"color = {{ .Settings.ball_color }}\nsize = {{ .Settings.ball_size }}\nenv = {{ .Env }}\n")
 	cfg := loadConfig(t, dir, fmt.Sprintf(`
 [source]
 url = %q

@@ -22,7 +22,9 @@ func TestStartKeepsAnotherAgentsTempFiles(t *testing.T) {
 	_, url := startServer(t, "dev", map[string]any{"port": 8080})
 
 	// Agent B has staged its file and is about to commit it.
-	txn, err := render.Stage([]render.File{{Path: filepath.Join(dir, "b.conf"), Content: []byte("b\n"), UID: -1, GID: -1}})
+	txn, err := render.Stage([]render.File{
+		{Path: filepath.Join(dir, "b.conf"), Content: []byte("b\n"), UID: -1, GID: -1},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

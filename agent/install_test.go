@@ -141,7 +141,8 @@ func TestCheckFailureRollsBack(t *testing.T) {
 		t.Errorf("reloaded %d times after a failed check, want 0", n)
 	}
 	rejected := logged(logs, "update rejected")
-	if len(rejected) != 1 || !strings.Contains(rejected[0].ContextMap()["error"].(string), "bad directive on line 7") {
+	if len(rejected) != 1 ||
+		!strings.Contains(rejected[0].ContextMap()["error"].(string), "bad directive on line 7") {
 		t.Errorf("logged %v, want one \"update rejected\" quoting the check's output", rejected)
 	}
 

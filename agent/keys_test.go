@@ -284,6 +284,10 @@ func TestReconnectWithSameSettingsAppliesNothing(t *testing.T) {
 			return ""
 		})
 	}
+	if mid, err := os.Stat(dest); err != nil || !os.SameFile(before, mid) ||
+		!mid.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the file was rewritten by a reconnect (%v)", err)
+	}
 	post(t, cs, "dev", map[string]any{"port": 2, "name": "x"})
 	eventually(t, 10*time.Second, fileHas(dest, "port=2 name=x"))
 

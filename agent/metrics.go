@@ -100,7 +100,9 @@ func (m *metrics) write(w io.Writer, connected bool) {
 	for k := range m.reloads {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
+	})
 	for _, k := range keys {
 		sample(&b, "sseconfd_reloads_total", labels("result", k[1], "target", k[0]), float64(m.reloads[k]))
 	}
@@ -128,32 +130,24 @@ func (m *metrics) writeDuration(b *bytes.Buffer) {
 // writeProcess writes the process metrics Prometheus clients usually
 // give, from /proc/self, and the Go runtime's goroutine count and heap.
 func writeProcess(b *bytes.Buffer) {
-	if stat, err := os.ReadFile("/proc/self/stat"); err == nil {
-		// After the command in parentheses: utime and stime are fields 14
-		// and 15, starttime 22, rss 24 (field 3 is the state).
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
-			f := strings.Fields(string(stat[i+1:]))
-			if len(f) > 21 {
-				utime, _ := strconv.ParseFloat(f[11], 64)
-				stime, _ := strconv.ParseFloat(f[12], 64)
-				metric(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.",
-					(utime+stime)/clockTicks)
-				rss, _ := strconv.ParseFloat(f[21], 64)
-				metric(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-					rss*float64(os.Getpagesize()))
-				if start, err := strconv.ParseFloat(f[19], 64); err == nil {
-					if boot, err := bootTime(); err == nil {
-						metric(b, "process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds.",
-							float64(boot.Unix())+start/clockTicks)
-					}
-				}
-			}
-		}
+	if f, err := procStatFields("self"); err == nil {
+		utime, _ := strconv.ParseFloat(f[statUtime], 64)
+		stime, _ := strconv.ParseFloat(f[statStime], 64)
+		metric(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.",
+			(utime+stime)/clockTicks)
+		rss, _ := strconv.ParseFloat(f[statRSS], 64)
+		metric(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+			rss*float64(os.Getpagesize()))
+	}
+	if _, start, err := procStat(os.Getpid()); err == nil {
+		metric(b, "process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds.",
+			float64(start.UnixNano())/1e9)
 	}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		metric(b, "process_open_fds", "gauge", "Number of open file descriptors.", float64(len(fds)))
 	}
-	metric(b, "go_goroutines", "gauge", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+	metric(b, "go_goroutines", "gauge", "Number of goroutines that currently exist.",
+		float64(runtime.NumGoroutine()))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	metric(b, "go_memstats_heap_inuse_bytes", "gauge", "Bytes in in-use heap spans.", float64(ms.HeapInuse))

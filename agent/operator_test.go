@@ -228,7 +228,8 @@ func TestMetricsCountRejectedEvents(t *testing.T) {
 	t.Cleanup(func() { close(stop); srv.Close() })
 	dir := t.TempDir()
 	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
-	cfg := loadConfig(t, dir, fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\nsource = %q\ndestination = %q\n",
+	cfg := loadConfig(t, dir, fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\n"+
+		"source = %q\ndestination = %q\n",
 		srv.URL, tmpl, filepath.Join(dir, "a.conf")))
 	a, err := New(cfg, zap.NewNop(), Options{})
 	if err != nil {
@@ -260,7 +261,8 @@ func TestTemplateEditedByRename(t *testing.T) {
 	_, url := startServer(t, "dev", map[string]any{"port": 8080})
 	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
 	dest := filepath.Join(dir, "a.conf")
-	cfg := loadConfig(t, dir, fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\nsource = %q\ndestination = %q\n",
+	cfg := loadConfig(t, dir, fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\n"+
+		"source = %q\ndestination = %q\n",
 		url, tmpl, dest))
 	log, logs := observedLogger()
 	a, err := New(cfg, log, Options{})
@@ -387,7 +389,8 @@ func TestIdleIsQuietAtInfo(t *testing.T) {
 	dir := t.TempDir()
 	_, url := startServer(t, "dev", map[string]any{"port": 1})
 	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
-	cfg := loadConfig(t, dir, fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\nsource = %q\ndestination = %q\n",
+	cfg := loadConfig(t, dir, fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\n"+
+		"source = %q\ndestination = %q\n",
 		url, tmpl, filepath.Join(dir, "a.conf")))
 	log, logs := observedLogger()
 	a, err := New(cfg, log, Options{})
@@ -427,7 +430,8 @@ func TestReloadConfig(t *testing.T) {
 	post(t, cs, "prod", map[string]any{"port": 2})
 	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
 	first, second := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
-	text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\nsource = %q\ndestination = %q\n", url, tmpl, first)
+	text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[[template]]\n"+
+		"source = %q\ndestination = %q\n", url, tmpl, first)
 	path := writeFile(t, dir, "sseconfd.toml", text)
 	log, logs := observedLogger()
 	a, err := Load(path, log, Options{})
@@ -515,7 +519,8 @@ func TestReloadConfigMovesStatus(t *testing.T) {
 	_, url := startServer(t, "dev", map[string]any{"port": 1})
 	tmpl := writeFile(t, dir, "a.tmpl", "port={{ .Settings.port }}\n")
 	config := func(listen string) string {
-		return fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[status]\nlisten = %q\n[[template]]\nsource = %q\ndestination = %q\n",
+		return fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n[status]\nlisten = %q\n"+
+			"[[template]]\nsource = %q\ndestination = %q\n",
 			url, listen, tmpl, filepath.Join(dir, "a.conf"))
 	}
 	first, second := freeAddr(t), freeAddr(t)

@@ -2,13 +2,12 @@ package agent
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/sseconfd/sseconfd/render"
 )
 
 // maxPID bounds a pid read from a pid file. Linux pids stay below 2^22
@@ -51,18 +50,11 @@ func (t *Target) notTheTarget(pid int, written time.Time) string {
 
 // procStat returns the state letter and start time of pid from /proc.
 func procStat(pid int) (state byte, start time.Time, err error) {
-	data, err := readProc(fmt.Sprintf("/proc/%d/stat", pid), 4096)
+	fields, err := procStatFields(strconv.Itoa(pid))
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	// The command name in parentheses may hold spaces and ')': the fields
-	// after the last ')' are state (3rd field) ... starttime (22nd).
-	i := bytes.LastIndexByte(data, ')')
-	fields := strings.Fields(string(data[i+1:]))
-	if i < 0 || len(fields) < 20 || len(fields[0]) != 1 {
-		return 0, time.Time{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ticks, err := strconv.ParseInt(fields[19], 10, 64)
+	ticks, err := strconv.ParseInt(fields[statStart], 10, 64)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
 	}
@@ -71,7 +63,36 @@ func procStat(pid int) (state byte, start time.Time, err error) {
 		return 0, time.Time{}, err
 	}
 	since := time.Duration(ticks) * time.Second / clockTicks
-	return fields[0][0], boot.Add(since), nil
+	return fields[statState][0], boot.Add(since), nil
+}
+
+// Indexes into procStatFields: the fields of /proc/PID/stat from the 3rd.
+const (
+	statState = 0  // state letter (field 3)
+	statUtime = 11 // user CPU time in clock ticks (field 14)
+	statStime = 12 // system CPU time (field 15)
+	statStart = 19 // start time in clock ticks since boot (field 22)
+	statRSS   = 21 // resident pages (field 24)
+)
+
+// procStatFields returns the fields of /proc/PID/stat after the command
+// name, pid being a number or "self". The name, in parentheses, may hold
+// spaces and ')': the fields start after the last ')'.
+func procStatFields(pid string) ([]string, error) {
+	path := "/proc/" + pid + "/stat"
+	data, err := readProc(path, 4096)
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("%s: unexpected format", path)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) <= statRSS || len(fields[statState]) != 1 {
+		return nil, fmt.Errorf("%s: unexpected format", path)
+	}
+	return fields, nil
 }
 
 // bootTime returns when the machine booted, as now minus /proc/uptime:
@@ -96,84 +117,14 @@ func bootTime() (time.Time, error) {
 // need a dozen.
 const maxPIDFile = 64
 
-// readPIDFile reads a pid file that must be a small regular file, and
-// returns its modification time too. A FIFO would block the reload until
-// a writer came (it is opened without blocking, then refused), and a
-// device such as /dev/zero would be read until memory ran out. One open,
-// one fstat and one read: this runs before every signal.
+// readPIDFile reads a pid file, which must be a small regular file (see
+// render.ReadRegularFile), and returns its modification time too.
 func readPIDFile(path string) ([]byte, time.Time, error) {
-	fd, err := openRaw(path, syscall.O_RDONLY|syscall.O_NONBLOCK)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, time.Time{}, err
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return nil, time.Time{}, fmt.Errorf("not a regular file (%s)", fileType(st.Mode))
-	}
-	data, err := readRaw(fd, maxPIDFile+1)
-	return data, time.Unix(st.Mtim.Unix()), err
+	return render.ReadRegularFile(path, maxPIDFile+1)
 }
 
-// readProc reads a small file of /proc in one read: the kernel gives such
-// a file whole to a read with room for it.
+// readProc reads a small file of /proc (see render.ReadRegularFile).
 func readProc(path string, size int) ([]byte, error) {
-	fd, err := openRaw(path, syscall.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer syscall.Close(fd)
-	return readRaw(fd, size)
-}
-
-// openRaw opens path without making an os.File: for a regular file Go
-// would try, and fail, to add it to the network poller, five system calls
-// more an open, on the path between an update and its signal.
-func openRaw(path string, flag int) (int, error) {
-	for {
-		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, 0)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
-}
-
-// readRaw reads once, at most size bytes, from fd.
-func readRaw(fd, size int) ([]byte, error) {
-	buf := make([]byte, size)
-	for {
-		n, err := syscall.Read(fd, buf)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
-}
-
-// fileType names the type bits of a stat mode, as fs.FileMode prints them.
-func fileType(mode uint32) string {
-	var m fs.FileMode
-	switch mode & syscall.S_IFMT {
-	case syscall.S_IFIFO:
-		m = fs.ModeNamedPipe
-	case syscall.S_IFCHR:
-		m = fs.ModeDevice | fs.ModeCharDevice
-	case syscall.S_IFBLK:
-		m = fs.ModeDevice
-	case syscall.S_IFDIR:
-		m = fs.ModeDir
-	case syscall.S_IFSOCK:
-		m = fs.ModeSocket
-	}
-	return m.Type().String()
+	data, _, err := render.ReadRegularFile(path, size)
+	return data, err
 }

@@ -55,7 +55,8 @@ func TestHeldProcessIsSignalled(t *testing.T) {
 	defer fourth.Process.Kill()
 	time.Sleep(20 * time.Millisecond) // the pid file is written after the program starts
 	writeFile(t, dir, "app.pid", strconv.Itoa(fourth.Process.Pid))
-	if did, err := target.Reload(context.Background()); err != nil || did != "sent SIGHUP to pid "+strconv.Itoa(fourth.Process.Pid) {
+	if did, err := target.Reload(context.Background()); err != nil ||
+		did != "sent SIGHUP to pid "+strconv.Itoa(fourth.Process.Pid) {
 		t.Fatalf("Reload = %q, %v; want the new pid signalled", did, err)
 	}
 	if err := fourth.Wait(); !isSignal(err, syscall.SIGHUP) {
@@ -156,7 +157,8 @@ func TestHoldsLeaveNoDescriptor(t *testing.T) {
 	app := startProcess(t, "sleep", "60")
 	pidFile := writeFile(t, dir, "app.pid", strconv.Itoa(app.Process.Pid))
 	reload := func(name, extra string) string {
-		return fmt.Sprintf("\n[[reload]]\nname = %q\nsignal = \"SIGWINCH\"\npid_file = %q\n%s\n", name, pidFile, extra)
+		return fmt.Sprintf("\n[[reload]]\nname = %q\nsignal = \"SIGWINCH\"\n"+
+			"pid_file = %q\n%s\n", name, pidFile, extra)
 	}
 	text := baseConfig("http://127.0.0.1:1") +
 		templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "every") +

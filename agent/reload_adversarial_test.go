@@ -74,7 +74,8 @@ func TestReloadRefusesAZombie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := target.Reload(context.Background()); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "exited") {
+	if _, err := target.Reload(context.Background()); !errors.Is(err, ErrRefused) ||
+		!strings.Contains(err.Error(), "exited") {
 		t.Fatalf("Reload with the pid of a zombie = %v, want ErrRefused saying it exited", err)
 	}
 }

@@ -389,7 +389,8 @@ process_name = "legacyapp"
 		t.Errorf("legacyapp read %q on SIGHUP, want %q (one per changed update)", got, want)
 	}
 	// The kernel merges two SIGHUPs sent at once; the agent's count cannot.
-	eventually(t, 10*time.Second, atLeast(func() int { return reloadsLogged(logs, "app") }, 2, "reloads of app logged"))
+	reloads := func() int { return reloadsLogged(logs, "app") }
+	eventually(t, 10*time.Second, atLeast(reloads, 2, "reloads of app logged"))
 	if n := reloadsLogged(logs, "app"); n != 2 {
 		t.Errorf("agent logged %d reloads of app, want 2", n)
 	}
@@ -543,7 +544,8 @@ command = "echo reload >> %s"
 		post(t, cs, "dev", map[string]any{"n": i})
 	}
 	eventually(t, 10*time.Second, fileHas(appFile, "n=20"))
-	eventually(t, 10*time.Second, atLeast(func() int { return len(logged(logs, "update applied")) }, 2, "updates applied"))
+	applied := func() int { return len(logged(logs, "update applied")) }
+	eventually(t, 10*time.Second, atLeast(applied, 2, "updates applied"))
 
 	newest, _ := NewSnapshot(map[string]any{"n": int64(20)}, "test")
 	hashes := appliedHashes(logs)
@@ -641,7 +643,8 @@ command = "echo reload >> %s"
 		}
 	}
 	msg := logs.FilterMessage("update rejected").AllUntimed()[0].ContextMap()["error"].(string)
-	if !strings.Contains(msg, "rolled back") || !strings.Contains(msg, "exit status 1") || strings.Contains(msg, "secret-bad-value") {
+	if !strings.Contains(msg, "rolled back") || !strings.Contains(msg, "exit status 1") ||
+		strings.Contains(msg, "secret-bad-value") {
 		t.Errorf("rejection logged as %q, want exit status, \"rolled back\" and the value redacted", msg)
 	}
 	if b, _ := os.ReadFile(reloads); strings.Count(string(b), "reload") != 1 {
@@ -698,7 +701,8 @@ command = "echo reloading with; cat %s"
 func TestCommandOutputRedactedWhole(t *testing.T) {
 	const secret = "top\nsecret\nvalue-42"
 	redact := func(s string) string { return render.Redact(s, map[string]any{"k": secret}) }
-	_, err := runCommand(context.Background(), `printf 'before\ntop\nsecret\nvalue-42\nafter\n'; exit 1`, 10*time.Second, nil, redact)
+	_, err := runCommand(context.Background(), `printf 'before\ntop\nsecret\nvalue-42\nafter\n'; exit 1`,
+		10*time.Second, nil, redact)
 	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "<redacted>") {
 		t.Errorf("error %v, want the multi-line value redacted", err)
 	}
@@ -706,7 +710,9 @@ func TestCommandOutputRedactedWhole(t *testing.T) {
 	// Fill the output up to the limit so that the cut falls inside a value.
 	pad := outputLimit - 10
 	cmd := fmt.Sprintf(`head -c %d /dev/zero | tr '\\0' x; printf '\nABCDEFGHIJKLMNOPQRSTUVWXYZ\n'; exit 1`, pad)
-	redactAlpha := func(s string) string { return render.Redact(s, map[string]any{"k": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}) }
+	redactAlpha := func(s string) string {
+		return render.Redact(s, map[string]any{"k": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
+	}
 	_, err = runCommand(context.Background(), cmd, 10*time.Second, nil, redactAlpha)
 	if err == nil || strings.Contains(err.Error(), "ABCDEFG") {
 		t.Errorf("error %.200v, want no part of a value cut at the output limit", err)

@@ -133,7 +133,8 @@ func decodeEventDeferred(data []byte) (Snapshot, []string, error) {
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return Snapshot{}, nil, fmt.Errorf("event data is a JSON %s, want an object with a \"settings\" key", render.KindOf(v))
+		return Snapshot{}, nil, fmt.Errorf("event data is a JSON %s, want an object with a \"settings\" key",
+			render.KindOf(v))
 	}
 	raw, ok := obj["settings"]
 	if !ok {

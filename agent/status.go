@@ -138,7 +138,8 @@ func (s *status) health() (int, healthReport) {
 	r.Reason = fmt.Sprintf("not connected to the config server for %s (status.grace is %s)",
 		roundAge(down), s.grace)
 	if !s.everUp {
-		r.Reason = fmt.Sprintf("never connected to the config server since the start %s ago (status.grace is %s)", roundAge(down), s.grace)
+		r.Reason = fmt.Sprintf("never connected to the config server since the start %s ago (status.grace is %s)",
+			roundAge(down), s.grace)
 	}
 	return http.StatusServiceUnavailable, r
 }

@@ -77,12 +77,6 @@ func Follow(ctx context.Context, baseURL, env string, handler func(Snapshot)) er
 // an error wrapping ErrGaveUp). Every goroutine it starts has ended when it
 // returns. Snapshots equal to the last one handled are not passed again.
 func (s *Stream) Run(ctx context.Context, handler func(Snapshot)) error {
-	s = s.withDefaults()
-	client, err := s.httpClient()
-	if err != nil {
-		return err
-	}
-	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -93,7 +87,7 @@ func (s *Stream) Run(ctx context.Context, handler func(Snapshot)) error {
 	go func() {
 		defer wg.Done()
 		defer slot.close()
-		runErr = s.connectLoop(ctx, client, slot)
+		runErr = s.follow(ctx, slot)
 	}()
 
 	lastHash := ""
@@ -120,8 +114,15 @@ func (s *Stream) Run(ctx context.Context, handler func(Snapshot)) error {
 // snapshots are not deduplicated. Their hash is computed after the
 // hand-over (see decodeEventDeferred): call resolve. slot is not closed.
 func (s *Stream) runInto(ctx context.Context, slot *latest[Snapshot]) error {
+	deferred := *s
+	deferred.deferHash = true
+	return deferred.follow(ctx, slot)
+}
+
+// follow connects as s says and puts each snapshot into slot until ctx
+// ends or the stream gives up.
+func (s *Stream) follow(ctx context.Context, slot *latest[Snapshot]) error {
 	s = s.withDefaults()
-	s.deferHash = true
 	client, err := s.httpClient()
 	if err != nil {
 		return err
@@ -495,7 +496,8 @@ func (c *connection) accept(data string) bool {
 	}
 	if ce := log.Check(zap.DebugLevel, "event received"); ce != nil {
 		snap, _ = snap.resolve()
-		ce.Write(zap.Int("size", len(data)), zap.String("hash", snap.ShortHash()), zap.Int("keys", len(snap.Settings)))
+		ce.Write(zap.Int("size", len(data)), zap.String("hash", snap.ShortHash()),
+			zap.Int("keys", len(snap.Settings)))
 	}
 	return true
 }

@@ -252,7 +252,8 @@ func TestMessages(t *testing.T) {
 
 func TestStreamAppliesOnlyMessageEvents(t *testing.T) {
 	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		writeStream(w, "event: other\n"+event(`{"k":"other"}`)+"event: message\n"+event(`{"k":"named"}`)+event(`{"k":"plain"}`))
+		writeStream(w, "event: other\n"+event(`{"k":"other"}`)+
+			"event: message\n"+event(`{"k":"named"}`)+event(`{"k":"plain"}`))
 		holdOpen(t, r)
 	})
 	s, _ := fastStream(url)
@@ -509,7 +510,8 @@ func TestStreamOutageLogsASummary(t *testing.T) {
 		t.Errorf("%d attempts at debug, %d summaries: want fewer summaries than attempts", failed, summaries)
 	}
 	conn := logged(logs, "connected")
-	if len(conn) != 1 || conn[0].ContextMap()["failed_attempts"] == nil || conn[0].ContextMap()["down_for"] == nil {
+	if len(conn) != 1 || conn[0].ContextMap()["failed_attempts"] == nil ||
+		conn[0].ContextMap()["down_for"] == nil {
 		t.Errorf("recovery logged as %v, want one \"connected\" with failed_attempts and down_for", conn)
 	}
 }
@@ -900,7 +902,9 @@ func TestStreamResyncCatchesAMissedEvent(t *testing.T) {
 }
 
 func TestStreamResync404ChangesNothing(t *testing.T) {
-	url := resyncServer(t, func(w http.ResponseWriter, n int) { http.Error(w, "environment dev not found", http.StatusNotFound) })
+	url := resyncServer(t, func(w http.ResponseWriter, n int) {
+		http.Error(w, "environment dev not found", http.StatusNotFound)
+	})
 	s, logs := fastStream(url)
 	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
 	run := startStream(t, s, nil)

@@ -130,7 +130,8 @@ func isTemplateChange(ev fsnotify.Event) bool {
 	if strings.HasPrefix(filepath.Base(ev.Name), render.TempPrefix) {
 		return false
 	}
-	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove)
+	return ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) ||
+		ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove)
 }
 
 // reloadTemplates parses the changed template files again and renders the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // openNoPoll opens path as os.OpenFile does, without Go's attempt to add
@@ -29,27 +30,39 @@ func openNoPoll(path string, flag int, perm uint32) (*os.File, error) {
 	}
 }
 
-// readFileNoPoll is os.ReadFile without the poller, for regular files
-// only: the file is opened without blocking and refused by its own
-// descriptor's stat if it is not one. A FIFO put in place of a
-// destination after its stat would block the open until a writer came,
-// and a device such as /dev/zero would be read until memory ran out.
+// readFileNoPoll is os.ReadFile through ReadRegularFile.
 func readFileNoPoll(path string) ([]byte, error) {
+	data, _, err := ReadRegularFile(path, 0)
+	return data, err
+}
+
+// ReadRegularFile reads the regular file at path, at most limit bytes (0:
+// all of it), and returns its modification time too. It opens the file
+// without blocking and without Go's poller (see openNoPoll), and refuses
+// by the descriptor's own stat anything that is not a regular file: a
+// FIFO put in place of a destination or a pid file would block the open
+// until a writer came, and a device such as /dev/zero would be read until
+// memory ran out. Files of /proc stat as empty regular files; they are
+// read whole.
+func ReadRegularFile(path string, limit int) ([]byte, time.Time, error) {
 	fd, err := openRaw(path, syscall.O_RDONLY|syscall.O_NONBLOCK)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	defer syscall.Close(fd)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+		return nil, time.Time{}, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return nil, time.Time{}, fmt.Errorf("%s is not a regular file (%s)", path, fileType(st.Mode))
 	}
-	size := 512
-	if st.Size > 0 && st.Size < 1<<30 {
-		size = int(st.Size) + 1 // one more, to see the end in one read
+	size := limit
+	if limit == 0 {
+		size = 512
+		if st.Size > 0 && st.Size < 1<<30 {
+			size = int(st.Size) + 1 // one more, to see the end in one read
+		}
 	}
 	data := make([]byte, 0, size)
 	for {
@@ -58,15 +71,34 @@ func readFileNoPoll(path string) ([]byte, error) {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case err != nil:
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		case n == 0:
-			return data, nil
+			return nil, time.Time{}, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
 		data = data[:len(data)+n]
+		if n == 0 || len(data) == limit {
+			return data, time.Unix(st.Mtim.Unix()), nil
+		}
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
 		}
 	}
+}
+
+// fileType names the type bits of a stat mode as fs.FileMode prints them.
+func fileType(mode uint32) string {
+	var m fs.FileMode
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		m = fs.ModeNamedPipe
+	case syscall.S_IFCHR:
+		m = fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		m = fs.ModeDevice
+	case syscall.S_IFDIR:
+		m = fs.ModeDir
+	case syscall.S_IFSOCK:
+		m = fs.ModeSocket
+	}
+	return m.Type().String()
 }
 
 // openRaw opens path with flag and close-on-exec, retrying on EINTR.

@@ -87,3 +87,22 @@ func TestReadFileNoPollRefusesWhatIsNotAFile(t *testing.T) {
 		}
 	}
 }
+
+// ReadRegularFile stops at its limit, reads /proc files whole, and gives
+// the modification time.
+func TestReadRegularFileLimit(t *testing.T) {
+	p := put(t, filepath.Join(t.TempDir(), "f"), strings.Repeat("z", 100), 0o644)
+	for _, limit := range []int{1, 65, 100, 200} {
+		data, mtime, err := ReadRegularFile(p, limit)
+		if want := min(limit, 100); err != nil || len(data) != want {
+			t.Errorf("limit %d: %d bytes, %v; want %d", limit, len(data), err, want)
+		}
+		if fi, _ := os.Stat(p); !mtime.Equal(fi.ModTime()) {
+			t.Errorf("limit %d: mtime %v, want %v", limit, mtime, fi.ModTime())
+		}
+	}
+	stat, _, err := ReadRegularFile("/proc/self/stat", 4096)
+	if err != nil || !bytes.Contains(stat, []byte(") ")) {
+		t.Errorf("/proc/self/stat: %q, %v", stat, err)
+	}
+}

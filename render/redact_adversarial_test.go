@@ -88,7 +88,8 @@ func TestRedactCommandOutput(t *testing.T) {
 		`{'py': 'it\'s\\SECRET'}`,
 	}
 	for _, out := range outputs {
-		if got := Redact(out, settings); strings.Contains(strings.ToUpper(got), "SECRET") || strings.Contains(got, "MIIEvQ") {
+		if got := Redact(out, settings); strings.Contains(strings.ToUpper(got), "SECRET") ||
+			strings.Contains(got, "MIIEvQ") {
 			t.Errorf("Redact(%q) = %q, still holds a value", out, got)
 		}
 	}

@@ -216,7 +216,8 @@ func explainParseError(err error) error {
 	switch {
 	case strings.HasSuffix(msg, "unexpected EOF"):
 		return fmt.Errorf("%w (an {{if}}, {{range}}, {{with}}, {{define}} or {{block}} lacks its {{end}})", err)
-	case strings.Contains(msg, `function "env" not defined`), strings.Contains(msg, `function "expandenv" not defined`):
+	case strings.Contains(msg, `function "env" not defined`),
+		strings.Contains(msg, `function "expandenv" not defined`):
 		return fmt.Errorf("%w (env and expandenv are left out: templates see .Settings and .Env only)", err)
 	}
 	return err

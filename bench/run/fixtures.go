@@ -95,7 +95,8 @@ type agentSetup struct {
 // write writes the templates and the config file and returns its path.
 func (s agentSetup) write() (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[source]\nurl = %q\nenv = %q\nresync_interval = \"0s\"\nmax_event_bytes = \"64MiB\"\n\n", s.serverURL, s.env)
+	fmt.Fprintf(&b, "[source]\nurl = %q\nenv = %q\nresync_interval = \"0s\"\nmax_event_bytes = \"64MiB\"\n\n",
+		s.serverURL, s.env)
 	fmt.Fprintf(&b, "[cache]\npath = %q\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n",
 		filepath.Join(s.dir, "cache", s.env+".json"))
 	for _, name := range sortedKeys(s.templates) {

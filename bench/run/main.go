@@ -61,7 +61,8 @@ func main() {
 	flag.StringVar(&o.only, "only", "gobench,latency,idle,burst,size", "comma-separated parts to run")
 	flag.StringVar(&o.templates, "templates", "mixed",
 		"latency, burst and idle templates: mixed (one ranges over the map, nine name keys) or range (all ten range)")
-	flag.StringVar(&o.bin, "bin", "", "use the programs in this directory instead of building them (to compare builds)")
+	flag.StringVar(&o.bin, "bin", "",
+		"use the programs in this directory instead of building them (to compare builds)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -90,7 +90,8 @@ func printLatency(w io.Writer, l Latency) {
 	if len(l.Rounds) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nupdate latency, %d updates at %d/s, %s templates, ms\tp50\tp90\tp99\tmax\tskipped\n", l.Updates, l.Rate, l.Templates)
+	fmt.Fprintf(w, "\nupdate latency, %d updates at %d/s, %s templates, ms\tp50\tp90\tp99\tmax\tskipped\n",
+		l.Updates, l.Rate, l.Templates)
 	for _, r := range l.Rounds {
 		fmt.Fprintf(w, "round %d %s, to file\t%s\t%d\n", r.Round, r.Kind, statCells(r.File), r.FileSkipped)
 		fmt.Fprintf(w, "round %d %s, to SIGHUP\t%s\t%d\n", r.Round, r.Kind, statCells(r.Hup), r.HupSkipped)

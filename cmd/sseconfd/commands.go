@@ -33,8 +33,10 @@ func daemonCommand(name, synopsis, about string) (*command, *daemonFlags) {
 	c.fs.StringVar(&f.config, "config", defaultConfig, "agent config `file` (TOML)")
 	c.fs.BoolVar(&f.dryRun, "dry-run", false,
 		"render and print to stdout a unified diff per file that would change; write nothing, reload nothing")
-	c.fs.StringVar(&f.logFormat, "log-format", "", "log `format`, console or json; overrides [log] format (unset: console on a terminal, json otherwise)")
-	c.fs.StringVar(&f.logLevel, "log-level", "", "log `level`, debug, info, warn or error; overrides [log] level (unset: info)")
+	c.fs.StringVar(&f.logFormat, "log-format", "",
+		"log `format`, console or json; overrides [log] format (unset: console on a terminal, json otherwise)")
+	c.fs.StringVar(&f.logLevel, "log-level", "",
+		"log `level`, debug, info, warn or error; overrides [log] level (unset: info)")
 	return c, f
 }
 

@@ -48,7 +48,8 @@ func TestExecStopsWithDaemon(t *testing.T) {
 func TestExecTooManyExitsStopsDaemon(t *testing.T) {
 	dir := t.TempDir()
 	_, url := startConfigServer(t, "dev", map[string]any{"port": 8080})
-	config, _ := writeConfig(t, dir, url, "reload = \"app\"\n\n[[reload]]\nname = \"app\"\nexec = \"sh -c 'exit 3'\"\nmax_restarts = 1\n")
+	config, _ := writeConfig(t, dir, url, "reload = \"app\"\n\n[[reload]]\nname = \"app\"\n"+
+		"exec = \"sh -c 'exit 3'\"\nmax_restarts = 1\n")
 	r := sseconfd(t, nil, "run", "-log-format", "json", "-config", config)
 	if r.code != 1 || !strings.Contains(r.stderr, "program exits too often") {
 		t.Errorf("sseconfd run with a program that always exits: code %d, want 1 and \"program exits too often\"; stderr:\n%s", r.code, r.stderr)

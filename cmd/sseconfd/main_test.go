@@ -399,9 +399,12 @@ func TestSIGHUP(t *testing.T) {
 	}, d.logs)
 
 	// A new env: the stream reconnects to it.
-	os.WriteFile(config, bytes.ReplaceAll(append(good, extra...), []byte(`env = "dev"`), []byte(`env = "prod"`)), 0o644)
+	prod := bytes.ReplaceAll(append(good, extra...), []byte(`env = "dev"`), []byte(`env = "prod"`))
+	os.WriteFile(config, prod, 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "prod rendered", func() bool { return fileIs(dest, "port=443\n")() && fileIs(second, "port=443\n")() }, d.logs)
+	waitFor(t, "prod rendered", func() bool {
+		return fileIs(dest, "port=443\n")() && fileIs(second, "port=443\n")()
+	}, d.logs)
 	if n := countMsg(d.logs(), "connected"); n != 2 {
 		t.Errorf("after a SIGHUP that changed the env: %d connects, want 2", n)
 	}
@@ -550,13 +553,15 @@ func TestMakeInstallTrialPrefix(t *testing.T) {
 		t.Fatalf("make install PREFIX=%s: %v\n%s", prefix, err, out)
 	}
 	config := filepath.Join(prefix, "etc/sseconfd/sseconfd.toml")
-	for _, f := range []string{"bin/sseconfd", "lib/systemd/system/sseconfd.service", "etc/sseconfd/sseconfd.toml", "etc/sseconfd/templates/app.ini.tmpl"} {
+	for _, f := range []string{"bin/sseconfd", "lib/systemd/system/sseconfd.service", "etc/sseconfd/sseconfd.toml",
+		"etc/sseconfd/templates/app.ini.tmpl"} {
 		if _, err := os.Stat(filepath.Join(prefix, f)); err != nil {
 			t.Errorf("make install PREFIX=%s did not install %s: %v", prefix, f, err)
 		}
 	}
 	example, _ := os.ReadFile(config)
-	if !bytes.Contains(example, []byte(prefix+"/etc/sseconfd/templates/app.ini.tmpl")) || !bytes.Contains(example, []byte(prefix+"/var/lib/sseconfd/dev.json")) {
+	if !bytes.Contains(example, []byte(prefix+"/etc/sseconfd/templates/app.ini.tmpl")) ||
+		!bytes.Contains(example, []byte(prefix+"/var/lib/sseconfd/dev.json")) {
 		t.Errorf("installed config does not point into the prefix:\n%s", example)
 	}
 	out, _ := exec.Command(filepath.Join(prefix, "bin/sseconfd"), "validate", "-h").Output()
