@@ -38,6 +38,12 @@ type Options struct {
 	// "WATCHDOG=1" every WatchdogInterval/2 from Run's loop. It must not block.
 	Notify           func(state string)
 	WatchdogInterval time.Duration // 0: no watchdog
+
+	// TuneGC lowers the process's GOGC to 50 while the newest settings
+	// are over 1 MiB of JSON (see largeSettings), unless GOGC is set in
+	// the environment. The sseconfd command sets it; a program embedding
+	// the agent decides for itself.
+	TuneGC bool
 }
 
 // Agent applies snapshots to the configured templates and reload targets.
@@ -281,7 +287,7 @@ func (a *Agent) Do(ctx context.Context, f func()) bool {
 // failed or was refused is an error too (the files stay installed).
 func (a *Agent) Once(ctx context.Context) (Result, error) {
 	a.removeStale()
-	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log}
+	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log, sized: a.sized()}
 	snap, err := stream.Fetch(ctx)
 	if err != nil {
 		return Result{}, err

@@ -156,7 +156,7 @@ func (c *child) stop() {
 // snapshots to pending.
 func (a *Agent) startStream(ctx context.Context, pending *latest[Snapshot]) *child {
 	stream := &Stream{Source: a.cfg.Source, Backoff: a.cfg.Backoff, Log: a.log,
-		Fallback: a.fromCache, Events: a.status.streamEvent}
+		Fallback: a.fromCache, Events: a.status.streamEvent, sized: a.sized()}
 	a.lastReceived = nil // a new source: its first snapshot is news
 	return goChild(ctx, func(ctx context.Context) error {
 		return stream.runInto(ctx, pending)

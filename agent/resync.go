@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func (s *Stream) fetchSettings(ctx context.Context, client *http.Client,
 		cancel(fmt.Errorf("no bytes for %s (source.idle_timeout)", idle))
 	})
 	defer body.stop()
-	data, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
+	data, err := readBody(body, resp.ContentLength, limit)
 	if cause := context.Cause(ctx); err != nil && cause != nil {
 		err = cause
 	}
@@ -81,6 +82,9 @@ func (s *Stream) fetchSettings(ctx context.Context, client *http.Client,
 	if len(data) > limit {
 		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{
 			fmt.Errorf("body larger than source.max_event_bytes (%d bytes)", limit)})
+	}
+	if s.sized != nil {
+		s.sized(len(data))
 	}
 	snap, dups, err := decodeSettings(data, origin)
 	if err == nil {
@@ -134,4 +138,19 @@ func (s *Stream) resyncOnce(ctx context.Context, client *http.Client, slot *late
 	}
 	used := slot.putIfUnchanged(before, snap)
 	log.Debug("resync fetched", zap.String("hash", snap.ShortHash()), zap.Bool("used", used))
+}
+
+// readBody reads a body of at most limit+1 bytes. A known length
+// (Content-Length) sizes the buffer at once: io.ReadAll's buffer grows
+// step by step, and read 2.4 MB of settings through 10 MB of buffers.
+func readBody(r io.Reader, length int64, limit int) ([]byte, error) {
+	r = io.LimitReader(r, int64(limit)+1)
+	if length < 0 || length > int64(limit) {
+		return io.ReadAll(r)
+	}
+	// bytes.Buffer reads while at least MinRead bytes are free: with them
+	// spare, a body of the announced length needs no second buffer.
+	b := bytes.NewBuffer(make([]byte, 0, int(length)+bytes.MinRead))
+	_, err := b.ReadFrom(r)
+	return b.Bytes(), err
 }

@@ -49,6 +49,7 @@ type Stream struct {
 
 	summaryEvery time.Duration // outage summary period; 0: one minute
 	deferHash    bool          // hash snapshots after handing them over (runInto)
+	sized        func(int)     // if set, told each payload's size before it is decoded
 }
 
 // StreamEvent reports a change of the connection's state.
@@ -465,6 +466,9 @@ func resumeFrom(r io.Reader, lastID string) io.Reader {
 func (c *connection) accept(data string) bool {
 	s := c.stream
 	log := s.log()
+	if s.sized != nil {
+		s.sized(len(data))
+	}
 	decode := decodeEvent
 	if s.deferHash {
 		decode = decodeEventDeferred

@@ -1,12 +1,12 @@
 package render
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"text/template/parse"
 )
@@ -36,6 +36,11 @@ type Template struct {
 	// first time an output needs it (see Render).
 	guardOnce sync.Once
 	guarded   *template.Template
+
+	// lastSize is the length of the last output, the size of the first
+	// block of the next (see output): the usual small file then renders
+	// into one block, returned without a copy.
+	lastSize atomic.Int64
 
 	keysOnce sync.Once // see Keys
 	keys     []string
@@ -130,21 +135,26 @@ var noValue = []byte("<no value>")
 // it run again with a nil check on every printed value, which decides: the
 // check costs a reflective call per value, too much for every update.
 func (t *Template) Render(data Data) ([]byte, error) {
-	var buf bytes.Buffer
-	out := &cappedWriter{buf: &buf, max: MaxOutput}
-	if err := t.fast.Execute(out, t.own(data)); err == nil && !bytes.Contains(buf.Bytes(), noValue) {
-		return buf.Bytes(), nil
+	out := &output{max: MaxOutput, first: int(t.lastSize.Load())}
+	if err := t.fast.Execute(out, t.own(data)); err == nil && !out.contains(noValue) {
+		return t.done(out), nil
 	}
 
 	t.guardOnce.Do(func() {
 		// The text parsed once already, so it parses again.
 		t.guarded, _ = t.opts.parse(t.name, t.text, true)
 	})
-	buf.Reset()
+	out.reset()
 	if err := t.guarded.Execute(out, t.own(data)); err != nil {
 		return nil, redact(t.name, err, data.Settings, t.text)
 	}
-	return buf.Bytes(), nil
+	return t.done(out), nil
+}
+
+// done returns the output and remembers its size for the next render.
+func (t *Template) done(out *output) []byte {
+	t.lastSize.Store(int64(out.n))
+	return out.bytes()
 }
 
 // own returns data with a copy of its settings if the template changes

@@ -108,7 +108,8 @@ func cmdRun(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	opts := agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version, Notify: sdNotify}
+	opts := agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version, Notify: sdNotify,
+		TuneGC: true}
 	opts.WatchdogInterval, _ = daemon.SdWatchdogEnabled(false)
 	d, code := setup(f, opts)
 	if code != exitOK {
@@ -183,7 +184,8 @@ func cmdOnce(args []string) int {
 	if code, ok := c.parse(args); !ok {
 		return code
 	}
-	d, code := setup(f, agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version})
+	d, code := setup(f, agent.Options{DryRun: f.dryRun, DiffOut: os.Stdout, Version: version,
+		TuneGC: true})
 	if code != exitOK {
 		return code
 	}

@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gcPercent returns the GOGC in force.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}
+
+// withGCTuning runs the test with tuneGC's state reset, as if GOGC were
+// set in the environment or not, and puts the percent back after.
+func withGCTuning(t *testing.T, envSet bool) {
+	before := gcPercent()
+	gcTuning.Lock()
+	gcTuning.tight, gcTuning.checked, gcTuning.ours = false, true, !envSet
+	gcTuning.Unlock()
+	t.Cleanup(func() {
+		debug.SetGCPercent(before)
+		gcTuning.Lock()
+		gcTuning.tight, gcTuning.checked = false, false
+		gcTuning.Unlock()
+	})
+}
+
+func TestTuneGCFollowsTheSettingsSize(t *testing.T) {
+	withGCTuning(t, false)
+	normal := gcPercent()
+	tuneGC(largeSettings + 1)
+	if got := gcPercent(); got != largeGCPercent {
+		t.Fatalf("after large settings: GOGC %d, want %d", got, largeGCPercent)
+	}
+	tuneGC(2 * largeSettings) // still large: nothing to change
+	if got := gcPercent(); got != largeGCPercent {
+		t.Fatalf("after two large settings: GOGC %d, want %d", got, largeGCPercent)
+	}
+	tuneGC(100)
+	if got := gcPercent(); got != normal {
+		t.Fatalf("after small settings: GOGC %d, want %d again", got, normal)
+	}
+}
+
+func TestTuneGCLeavesTheOperatorsGOGC(t *testing.T) {
+	withGCTuning(t, true)
+	normal := gcPercent()
+	tuneGC(largeSettings + 1)
+	if got := gcPercent(); got != normal {
+		t.Fatalf("GOGC set in the environment: tuneGC changed it to %d", got)
+	}
+}
+
+// largeSettingsMap is settings of over largeSettings bytes of JSON.
+func largeSettingsMap() map[string]any {
+	m := map[string]any{}
+	for i := range 40_000 {
+		m[fmt.Sprintf("key%06d", i)] = fmt.Sprintf("value-%06d-abcdefghij", i)
+	}
+	return m
+}
+
+// The agent tells tuneGC the size of what it fetches (once) and of each
+// event it follows (run), with Options.TuneGC and only with it.
+func TestAgentTunesGCForLargeSettings(t *testing.T) {
+	withGCTuning(t, false)
+	normal := gcPercent()
+	cs, url := startServer(t, "dev", largeSettingsMap())
+	dir := t.TempDir()
+	cfg := loadConfig(t, dir, baseConfig(url)+templateBlock(t, dir, "out.env",
+		"{{range $k, $v := .Settings}}{{$k}}={{$v}}\n{{end}}", ""))
+	log, _ := observedLogger()
+
+	untuned, err := New(cfg, log, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := untuned.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := gcPercent(); got != normal {
+		t.Fatalf("without TuneGC: GOGC %d after large settings, want %d", got, normal)
+	}
+
+	a, err := New(cfg, log, Options{TuneGC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := gcPercent(); got != largeGCPercent {
+		t.Fatalf("once, large settings fetched: GOGC %d, want %d", got, largeGCPercent)
+	}
+
+	stop := runAgent(t, a)
+	defer stop()
+	post(t, cs, "dev", map[string]any{"small": "yes"})
+	eventually(t, 5*time.Second, fileHas(filepath.Join(dir, "out.env"), "small=yes\n"))
+	if got := gcPercent(); got != normal {
+		t.Fatalf("run, small settings streamed: GOGC %d, want %d again", got, normal)
+	}
+	post(t, cs, "dev", largeSettingsMap())
+	eventually(t, 5*time.Second, func() string {
+		if got := gcPercent(); got != largeGCPercent {
+			return fmt.Sprintf("run, large settings streamed: GOGC %d, want %d", got, largeGCPercent)
+		}
+		return ""
+	})
+}
+
+// A body of known length is read into one buffer of that size; an unknown
+// or oversized one is still cut at limit+1 bytes, for the caller to refuse.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("0123456789", 100_000)
+	got, err := readBody(strings.NewReader(body), int64(len(body)), 2<<20)
+	if err != nil || string(got) != body {
+		t.Fatalf("known length: %d bytes, %v", len(got), err)
+	}
+	if cap(got) != len(body)+bytes.MinRead {
+		t.Errorf("known length: buffer of %d bytes for %d: it grew", cap(got), len(body))
+	}
+	for _, length := range []int64{-1, int64(len(body))} {
+		got, err = readBody(strings.NewReader(body), length, 1000)
+		if err != nil || len(got) != 1001 {
+			t.Errorf("length %d over the limit: %d bytes, %v; want 1001", length, len(got), err)
+		}
+	}
+}
