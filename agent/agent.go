@@ -39,7 +39,7 @@ type Options struct {
 	Notify           func(state string)
 	WatchdogInterval time.Duration // 0: no watchdog
 
-	// TuneGC lowers the process's GOGC to 50 while the newest settings
+	// TuneGC lowers the process's GOGC to 25 while the newest settings
 	// are over 1 MiB of JSON (see largeSettings), unless GOGC is set in
 	// the environment. The sseconfd command sets it; a program embedding
 	// the agent decides for itself.
