@@ -85,7 +85,7 @@ type templateFile struct {
 	gid  int
 
 	// What the last successful apply installed from it, to tell when an
-	// update cannot change it (see upToDate).
+	// update cannot change it (see unaffected and drifted).
 	sum  [sha256.Size]byte // of the content
 	from renderInputs      // what rendered and installed it, besides the settings; zero before
 }
@@ -354,7 +354,7 @@ func (a *Agent) applyAndLog(ctx context.Context, s Snapshot) {
 	a.log.Info("update applied", append(fields, zap.Duration("duration", res.Duration))...)
 }
 
-// Apply renders with s every template it can change (see upToDate),
+// Apply renders with s every template it can change (see unaffected),
 // installs the files that changed,
 // runs the checks of the targets whose files changed, and reloads each of
 // them once (or defers the reload, see min_interval). If rendering or a
@@ -391,7 +391,7 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 		t.redact = redact
 	}
 
-	files, rendered, err := a.renderAll(s)
+	files, rendered, unsure, err := a.renderAll(s)
 	if err != nil {
 		return res, err
 	}
@@ -403,15 +403,28 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 		return res, err
 	}
 
-	waitHeld, held := a.holdAhead(rendered)
+	waitAhead, held := a.holdAhead(rendered, unsure)
 	defer func() {
-		waitHeld()
+		waitAhead()
 		for _, t := range held { // unused: the file did not change, the reload waits, or the update failed
 			t.release()
 		}
 	}()
 	txn, err := render.Stage(files)
-	waitHeld()
+	if drifted := waitAhead(); err == nil && len(drifted) > 0 {
+		// Rare: someone changed a file this update would have left alone.
+		// It is rendered and the update staged again, all in one.
+		txn.Abort()
+		var more []render.File
+		if more, err = a.renderFiles(s, drifted); err != nil {
+			return res, err
+		}
+		files, rendered = append(files, more...), append(rendered, drifted...)
+		for _, f := range more {
+			res.Rendered = append(res.Rendered, f.Path)
+		}
+		txn, err = render.Stage(files)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -516,20 +529,29 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 }
 
 // renderAll renders in memory every template that the update can change
-// (see upToDate) and returns their files, with the templates they came
-// from; the first error, in template order, fails all. Templates render
-// in parallel, one goroutine per core, when the last render took long
-// enough to gain from it: text/template sorts a map's keys on every range,
-// so ten templates over a large map take milliseconds on one core, while
-// a single small one is done before another thread could wake up.
-func (a *Agent) renderAll(s Snapshot) ([]render.File, []*templateFile, error) {
-	data := render.Data{Settings: s.Settings, Env: a.cfg.Source.Env}
-	var todo []*templateFile
+// and returns their files, with the templates they came from; the first
+// error, in template order, fails all. It also returns the templates
+// skipped because no key they read changed (see unaffected): their
+// destinations are still to be checked (see drifted).
+func (a *Agent) renderAll(s Snapshot) (files []render.File, todo, unsure []*templateFile, err error) {
 	for _, tf := range a.templates {
-		if !a.upToDate(tf, s) {
+		if a.unaffected(tf, s) {
+			unsure = append(unsure, tf)
+		} else {
 			todo = append(todo, tf)
 		}
 	}
+	files, err = a.renderFiles(s, todo)
+	return files, todo, unsure, err
+}
+
+// renderFiles renders todo with s. Templates render in parallel, one
+// goroutine per core, when the last render took long enough to gain from
+// it: text/template sorts a map's keys on every range, so ten templates
+// over a large map take milliseconds on one core, while a single small one
+// is done before another thread could wake up.
+func (a *Agent) renderFiles(s Snapshot, todo []*templateFile) ([]render.File, error) {
+	data := render.Data{Settings: s.Settings, Env: a.cfg.Source.Env}
 	contents := make([][]byte, len(todo))
 	errs := make([]error, len(todo))
 	render1 := func(i int) { contents[i], errs[i] = todo[i].tmpl.Render(data) }
@@ -548,7 +570,7 @@ func (a *Agent) renderAll(s Snapshot) ([]render.File, []*templateFile, error) {
 	files := make([]render.File, 0, len(todo))
 	for i, tf := range todo {
 		if errs[i] != nil {
-			return nil, nil, fmt.Errorf("render %s: %w", tf.cfg.Source, errs[i])
+			return nil, fmt.Errorf("render %s: %w", tf.cfg.Source, errs[i])
 		}
 		files = append(files, render.File{
 			Path: tf.cfg.Destination, Content: contents[i], Mode: tf.mode,
@@ -556,7 +578,7 @@ func (a *Agent) renderAll(s Snapshot) ([]render.File, []*templateFile, error) {
 			Backup: tf.cfg.Backup, InPlace: tf.cfg.InPlace,
 		})
 	}
-	return files, todo, nil
+	return files, nil
 }
 
 // parallelRenderAbove is how long a render of the templates must have
@@ -566,9 +588,13 @@ const parallelRenderAbove = time.Millisecond
 // holdAhead checks and holds (see Target.hold), on another goroutine, the
 // processes of the signal targets that the rendered templates may reload,
 // while the main goroutine writes and fsyncs their files: the signals then
-// follow the renames at once. The returned function waits for it. Targets
-// with a check or check_staged are left to Reload, after their command.
-func (a *Agent) holdAhead(rendered []*templateFile) (wait func(), held []*Target) {
+// follow the renames at once. Targets with a check or check_staged are
+// left to Reload, after their command. The same goroutine then checks the
+// destinations of the unsure templates (see drifted), a stat each that
+// the fsync hides; with no target to hold they are checked here, before
+// the files are staged. The returned function waits, and returns the
+// unsure templates whose destination no longer holds their output.
+func (a *Agent) holdAhead(rendered, unsure []*templateFile) (wait func() []*templateFile, held []*Target) {
 	now := time.Now()
 	for _, tf := range rendered {
 		t := a.targets[tf.cfg.Reload]
@@ -578,25 +604,28 @@ func (a *Agent) holdAhead(rendered []*templateFile) (wait func(), held []*Target
 		held = append(held, t)
 	}
 	if len(held) == 0 {
-		return func() {}, nil
+		drifted := a.drifted(unsure)
+		return func() []*templateFile { return drifted }, nil
 	}
 	done := make(chan struct{})
+	var drifted []*templateFile
 	go func() {
 		defer close(done)
 		for _, t := range held {
 			t.hold()
 		}
+		drifted = a.drifted(unsure)
 	}()
-	return func() { <-done }, held
+	return func() []*templateFile { <-done; return drifted }, held
 }
 
-// upToDate reports whether tf need not be rendered for s: the last apply
-// installed its output from the same template text, config and env
-// (renderInputs), s agrees with the settings of that apply on every key
-// the template reads (render.Template.Keys), and the destination still
-// holds that output, as its remembered stat says without reading it. A
-// dry run renders everything, to show every file.
-func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
+// unaffected reports whether s cannot change what tf renders: the last
+// apply installed its output from the same template text, config and env
+// (renderInputs), and s agrees with the settings of that apply on every
+// key the template reads (render.Template.Keys). Whether the destination
+// still holds that output is for drifted to say. A dry run renders
+// everything, to show every file.
+func (a *Agent) unaffected(tf *templateFile, s Snapshot) bool {
 	if tf.from.tmpl == nil || a.opts.DryRun || tf.from != a.inputs(tf) {
 		return false
 	}
@@ -611,10 +640,24 @@ func (a *Agent) upToDate(tf *templateFile, s Snapshot) bool {
 			return false
 		}
 	}
-	return render.Holds(tf.cfg.Destination, tf.sum)
+	return true
 }
 
-// noteRendered records what each rendered template installed, for upToDate.
+// drifted returns the templates of unsure whose destination no longer
+// holds what the agent installed from them, as its remembered stat says
+// without reading it (render.Holds): an edited, replaced or removed file,
+// or one whose stat is not trusted yet. They are rendered after all.
+func (a *Agent) drifted(unsure []*templateFile) []*templateFile {
+	var out []*templateFile
+	for _, tf := range unsure {
+		if !render.Holds(tf.cfg.Destination, tf.sum) {
+			out = append(out, tf)
+		}
+	}
+	return out
+}
+
+// noteRendered records what each rendered template installed, for drifted.
 func (a *Agent) noteRendered(rendered []*templateFile, files []render.File) {
 	for i, tf := range rendered {
 		tf.sum, tf.from = sha256.Sum256(files[i].Content), a.inputs(tf)

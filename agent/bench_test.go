@@ -77,7 +77,7 @@ func BenchmarkRenderAll(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		files, _, err := a.renderAll(snap)
+		files, _, _, err := a.renderAll(snap)
 		if err != nil || len(files) != 10 {
 			b.Fatalf("renderAll: %d files, %v", len(files), err)
 		}

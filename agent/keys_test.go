@@ -305,3 +305,64 @@ func TestReconnectWithSameSettingsAppliesNothing(t *testing.T) {
 		t.Errorf("events_received_total = %s, want 2: the resent settings counted as news", v)
 	}
 }
+
+// With a signal target to hold, the destinations of the skipped templates
+// are checked on the goroutine that holds it, during the fsync: a file
+// found edited there is rendered, and the update staged again with it,
+// before anything is renamed. The target gets one SIGHUP an update.
+func TestSkippedFileEditedDuringHoldIsPutBack(t *testing.T) {
+	dir := t.TempDir()
+	aConf, bConf := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
+	pidFile, records := legacyApp(t, dir, aConf)
+	text := baseConfig("http://127.0.0.1:1") +
+		templateBlock(t, dir, "a.conf", "a={{.Settings.x}}\n", "app") +
+		templateBlock(t, dir, "b.conf", "b={{.Settings.y}}\n", "app") + fmt.Sprintf(`
+[[reload]]
+name = "app"
+signal = "SIGHUP"
+pid_file = %q
+process_name = "legacyapp"
+`, pidFile)
+	a, _ := newTestAgent(t, dir, text)
+	sent := 0
+	apply := func(x int, rendered, changed []string) {
+		t.Helper()
+		snap, err := NewSnapshot(map[string]any{"x": int64(x), "y": int64(1)}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Apply(context.Background(), snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(res.Rendered)
+		slices.Sort(res.Changed)
+		if !slices.Equal(res.Rendered, rendered) || !slices.Equal(res.Changed, changed) {
+			t.Fatalf("x=%d: rendered %q, changed %q; want %q, %q", x, res.Rendered, res.Changed, rendered, changed)
+		}
+		sent++
+		eventually(t, 10*time.Second, func() string {
+			if n := sighups(records()); n != sent {
+				return fmt.Sprintf("x=%d: legacyapp got %d SIGHUPs, want %d", x, n, sent)
+			}
+			return ""
+		})
+		eventually(t, time.Second, lastRecordHas(records, "SIGHUP", fmt.Sprintf("a=%d\n", x)))
+	}
+	both, onlyA := []string{aConf, bConf}, []string{aConf}
+
+	apply(1, both, both)
+	time.Sleep(3100 * time.Millisecond) // b.conf's stat can be trusted from now on
+	apply(2, both, onlyA)               // b.conf is read once to take its signature
+	apply(3, onlyA, onlyA)              // and then skipped
+	if err := os.WriteFile(bConf, []byte("b=edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply(4, both, both) // found edited while the target is held: put back
+	if msg := fileHas(bConf, "b=1\n")(); msg != "" {
+		t.Fatal(msg)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".sseconfd.*")); len(left) > 0 {
+		t.Fatalf("temporary files left: %q", left)
+	}
+}
