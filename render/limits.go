@@ -47,7 +47,12 @@ const (
 	maxBlock = 64 << 10
 )
 
-func (w *output) Write(p []byte) (int, error) {
+func (w *output) Write(p []byte) (int, error) { return write(w, p) }
+
+// WriteString is Write without the conversion to bytes.
+func (w *output) WriteString(s string) (int, error) { return write(w, s) }
+
+func write[T string | []byte](w *output, p T) (int, error) {
 	if w.n+len(p) > w.max {
 		return 0, fmt.Errorf("rendered output over %d MiB: %w", w.max>>20, ErrTooLarge)
 	}

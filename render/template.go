@@ -28,6 +28,10 @@ type Template struct {
 	opts options
 	fast *template.Template // as written: the success path
 
+	// direct runs the template without text/template when it can (see
+	// direct); nil when the template is not of its shape.
+	direct *direct
+
 	// private: the template changes maps in place (sprig's set...), so it
 	// renders on its own copy of the settings (see mutators).
 	private bool
@@ -85,7 +89,11 @@ func Parse(name, text string, opts ...Option) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Template{name: name, text: text, opts: o, fast: fast, private: callsMutator(fast)}, nil
+	t := &Template{name: name, text: text, opts: o, fast: fast, private: callsMutator(fast)}
+	if !o.zeroMissing && !t.private {
+		t.direct = compileDirect(fast)
+	}
+	return t, nil
 }
 
 // parse parses text with the options' functions; guard adds the nil check
@@ -136,6 +144,12 @@ var noValue = []byte("<no value>")
 // check costs a reflective call per value, too much for every update.
 func (t *Template) Render(data Data) ([]byte, error) {
 	out := &output{max: MaxOutput, first: int(t.lastSize.Load())}
+	if t.direct != nil {
+		if t.direct.run(out, data) {
+			return t.done(out), nil
+		}
+		out.reset()
+	}
 	if err := t.fast.Execute(out, t.own(data)); err == nil && !out.contains(noValue) {
 		return t.done(out), nil
 	}
