@@ -119,6 +119,11 @@ func cmdRun(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Once stopping, SIGINT and SIGTERM stay caught until the process
+	// exits: another one must not cut the stop short (exec'd programs
+	// still being stopped would be orphaned) nor turn a clean exit into
+	// death by signal. This channel is never read or unregistered.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM)
 	hupDone := reloadOnHUP(ctx, hup, d, f)
 	defer func() { stop(); <-hupDone }()
 
