@@ -309,6 +309,14 @@ func compileRange(r *parse.RangeNode) (step, bool) {
 		}
 		mark := len(st.vars)
 		defer func() { st.vars = st.vars[:mark] }()
+		empty := func() bool {
+			// text/template declares the variables before it ranges, with
+			// the value ranged over: {{else}} sees them holding it.
+			for _, name := range names {
+				st.vars = append(st.vars, directVar{name, v})
+			}
+			return otherwise(st, dot)
+		}
 		one := func(key, elem any) bool {
 			st.vars = st.vars[:mark]
 			switch len(names) {
@@ -322,7 +330,7 @@ func compileRange(r *parse.RangeNode) (step, bool) {
 		switch v := v.(type) {
 		case map[string]any:
 			if len(v) == 0 {
-				return otherwise(st, dot)
+				return empty()
 			}
 			keys := make([]string, 0, len(v))
 			for k := range v {
@@ -337,7 +345,7 @@ func compileRange(r *parse.RangeNode) (step, bool) {
 			return true
 		case []any:
 			if len(v) == 0 {
-				return otherwise(st, dot)
+				return empty()
 			}
 			for i, elem := range v {
 				if !one(i, elem) {

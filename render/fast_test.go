@@ -70,6 +70,10 @@ func TestDirectSameAsTextTemplate(t *testing.T) {
 		"{{- range $k, $v := .Settings -}}\n  {{ $k }} {{- $v -}}\n{{- end }}",
 		`{{"literal"}} {{.Settings.Env}} {{.Settings.Settings}}`,
 		"{{range $k, $v := .Settings}}{{range $k, $v := .Settings.a}}{{$k}}{{$v}}{{end}}{{$k}}{{end}}",
+		// A range's variables are in scope in its {{else}}, holding the
+		// empty map or list: not the outer variables they shadow.
+		"{{range $v := .Settings}}{{range $v := $.Settings.a}}{{else}}{{if $v}}outer{{else}}inner{{end}}{{end}}{{end}}",
+		"{{range $k, $v := .Settings}}{{range $k, $v := $.Settings.a}}.{{else}}{{with $v}}{{.}}{{end}}{{end}}{{end}}",
 	}
 	rng := rand.New(rand.NewPCG(12, 4))
 	values := []any{nil, "", "x", "<no value>", int64(0), int64(-7), uint64(math.MaxUint64), 3, true, false,
@@ -222,19 +226,21 @@ func (g *directGen) stmt() {
 		g.elseBody(kind)
 	default:
 		n := len(g.vars)
+		// Names from a small pool, so that inner ranges shadow outer ones.
+		k, e := fmt.Sprintf("$k%d", g.rng.IntN(2)), fmt.Sprintf("$e%d", g.rng.IntN(2))
 		decl := ""
 		switch g.rng.IntN(3) {
 		case 1:
-			decl = fmt.Sprintf("$e%d := ", g.depth)
-			g.vars = append(g.vars, fmt.Sprintf("$e%d", g.depth))
+			decl = e + " := "
+			g.vars = append(g.vars, e)
 		case 2:
-			decl = fmt.Sprintf("$k%d, $e%d := ", g.depth, g.depth)
-			g.vars = append(g.vars, fmt.Sprintf("$k%d", g.depth), fmt.Sprintf("$e%d", g.depth))
+			decl = k + ", " + e + " := "
+			g.vars = append(g.vars, k, e)
 		}
 		fmt.Fprintf(&g.b, "{{range %s%s}}", decl, g.operand())
 		g.body(2)
+		g.elseBody("") // the variables are in scope in {{else}} too
 		g.vars = g.vars[:n]
-		g.elseBody("")
 	}
 }
 
