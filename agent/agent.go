@@ -516,6 +516,7 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 	if a.cfg.Cache.Path == "" {
 		return Snapshot{}, false
 	}
+	a.sizeCache()
 	s, err := ReadCache(a.cfg.Cache.Path, a.cfg.Source.Env)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {

@@ -39,8 +39,9 @@ var gcTuning struct {
 }
 
 // tuneGC sets the collector's target for settings of size bytes of JSON
-// (see largeSettings). It is called with the size of each event or fetched
-// body before it is decoded, so that the decode is covered too.
+// (see largeSettings). It is called with the size of each event, fetched
+// body or cache file read at start before it is decoded, so that the
+// decode is covered too.
 func tuneGC(size int) {
 	g := &gcTuning
 	g.Lock()
@@ -69,4 +70,18 @@ func (a *Agent) sized() func(int) {
 		return nil
 	}
 	return tuneGC
+}
+
+// sizeCache tells sized the size of the cache file before it is read:
+// settings rendered from the cache at start are the newest the agent has.
+// The file's few bytes of env, hash and time beside the settings do not
+// matter against largeSettings.
+func (a *Agent) sizeCache() {
+	sized := a.sized()
+	if sized == nil {
+		return
+	}
+	if fi, err := os.Stat(a.cfg.Cache.Path); err == nil && fi.Mode().IsRegular() {
+		sized(int(fi.Size()))
+	}
 }

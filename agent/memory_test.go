@@ -135,3 +135,32 @@ func TestReadBody(t *testing.T) {
 		}
 	}
 }
+
+// An agent that starts with the server down renders the cached settings:
+// when they are large, they are the newest settings it has, and the
+// collector is tuned for them as for fetched ones, before they are decoded.
+func TestAgentTunesGCForLargeCache(t *testing.T) {
+	withGCTuning(t, false)
+	c := newInstallCase(t)
+	cfg := c.config(t, closedURL(t), "", "a")
+	large := largeSettingsMap()
+	large["v"] = "cached"
+	s, err := NewSnapshot(large, "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCache(cfg.Cache.Path, "dev", s); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := observedLogger()
+	a, err := New(cfg, log, Options{TuneGC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(c.path("a"), "a cached\n"))
+	if got := gcPercent(); got != largeGCPercent {
+		t.Fatalf("large settings read from the cache: GOGC %d, want %d", got, largeGCPercent)
+	}
+}
