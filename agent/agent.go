@@ -516,8 +516,9 @@ func (a *Agent) fromCache() (Snapshot, bool) {
 	if a.cfg.Cache.Path == "" {
 		return Snapshot{}, false
 	}
-	a.sizeCache()
+	read := a.sizeCache()
 	s, err := ReadCache(a.cfg.Cache.Path, a.cfg.Source.Env)
+	read(err == nil)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.log.Warn("cache ignored", zap.Error(err))

@@ -30,28 +30,47 @@ const (
 	largeGCPercent = 25
 )
 
-var gcTuning struct {
+// gcTuning is the process's one tuner: GOGC is the process's.
+var gcTuning gcTuner
+
+type gcTuner struct {
 	sync.Mutex
-	tight   bool
-	checked bool
-	ours    bool // GOGC is not set in the environment
-	normal  int  // the percent in force before the first change
+	tight    bool
+	checked  bool
+	ours     bool // GOGC is not set in the environment
+	normal   int  // the percent in force before the first change
+	accepted int  // the size of the newest settings accepted
 }
 
-// tuneGC sets the collector's target for settings of size bytes of JSON
-// (see largeSettings). It is called with the size of each event, fetched
-// body or cache file read at start before it is decoded, so that the
-// decode is covered too.
-func tuneGC(size int) {
+// tuneGC is told the size in bytes of JSON of each event, fetched body or
+// cache file read at start, before it is decoded: one over largeSettings
+// lowers GOGC at once, so that the decode is covered too. The function it
+// returns is told whether the payload was accepted as settings; then the
+// newest accepted settings decide again. A rejected payload is not
+// settings, whatever its size: it leaves GOGC as they had it.
+func tuneGC(size int) (accepted func(ok bool)) {
 	g := &gcTuning
 	g.Lock()
-	defer g.Unlock()
+	g.set(size > largeSettings || g.accepted > largeSettings)
+	g.Unlock()
+	return func(ok bool) {
+		g.Lock()
+		defer g.Unlock()
+		if ok {
+			g.accepted = size
+		}
+		g.set(g.accepted > largeSettings)
+	}
+}
+
+// set lowers GOGC (tight) or puts back the percent it replaced, unless
+// GOGC is set in the environment. g is locked.
+func (g *gcTuner) set(tight bool) {
 	if !g.checked {
 		g.checked = true
 		_, set := os.LookupEnv("GOGC")
 		g.ours = !set
 	}
-	tight := size > largeSettings
 	if !g.ours || tight == g.tight {
 		return
 	}
@@ -64,24 +83,23 @@ func tuneGC(size int) {
 }
 
 // sized returns what the agent's streams tell each payload's size to:
-// tuneGC with Options.TuneGC, else nothing.
-func (a *Agent) sized() func(int) {
+// tuneGC with Options.TuneGC, else nil.
+func (a *Agent) sized() func(int) func(bool) {
 	if !a.opts.TuneGC {
 		return nil
 	}
 	return tuneGC
 }
 
-// sizeCache tells sized the size of the cache file before it is read:
-// settings rendered from the cache at start are the newest the agent has.
-// The file's few bytes of env, hash and time beside the settings do not
-// matter against largeSettings.
-func (a *Agent) sizeCache() {
+// sizeCache tells sized the size of the cache file before it is read,
+// and returns what to tell whether it was read: settings rendered from the
+// cache at start are the newest the agent has. The file's few bytes of
+// env, hash and time beside the settings do not matter against
+// largeSettings.
+func (a *Agent) sizeCache() (read func(ok bool)) {
 	sized := a.sized()
-	if sized == nil {
-		return
+	if fi, err := os.Stat(a.cfg.Cache.Path); sized != nil && err == nil && fi.Mode().IsRegular() {
+		return sized(int(fi.Size()))
 	}
-	if fi, err := os.Stat(a.cfg.Cache.Path); err == nil && fi.Mode().IsRegular() {
-		sized(int(fi.Size()))
-	}
+	return func(bool) {}
 }

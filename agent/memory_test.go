@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -23,12 +25,12 @@ func gcPercent() int {
 func withGCTuning(t *testing.T, envSet bool) {
 	before := gcPercent()
 	gcTuning.Lock()
-	gcTuning.tight, gcTuning.checked, gcTuning.ours = false, true, !envSet
+	gcTuning.tight, gcTuning.checked, gcTuning.ours, gcTuning.accepted = false, true, !envSet, 0
 	gcTuning.Unlock()
 	t.Cleanup(func() {
 		debug.SetGCPercent(before)
 		gcTuning.Lock()
-		gcTuning.tight, gcTuning.checked = false, false
+		gcTuning.tight, gcTuning.checked, gcTuning.accepted = false, false, 0
 		gcTuning.Unlock()
 	})
 }
@@ -36,24 +38,33 @@ func withGCTuning(t *testing.T, envSet bool) {
 func TestTuneGCFollowsTheSettingsSize(t *testing.T) {
 	withGCTuning(t, false)
 	normal := gcPercent()
-	tuneGC(largeSettings + 1)
+	accepted := tuneGC(largeSettings + 1)
 	if got := gcPercent(); got != largeGCPercent {
-		t.Fatalf("after large settings: GOGC %d, want %d", got, largeGCPercent)
+		t.Fatalf("decoding large settings: GOGC %d, want %d", got, largeGCPercent)
 	}
-	tuneGC(2 * largeSettings) // still large: nothing to change
+	accepted(true)
+	tuneGC(2 * largeSettings)(true) // still large: nothing to change
 	if got := gcPercent(); got != largeGCPercent {
 		t.Fatalf("after two large settings: GOGC %d, want %d", got, largeGCPercent)
 	}
-	tuneGC(100)
+	accepted = tuneGC(100)
+	if got := gcPercent(); got != largeGCPercent {
+		t.Fatalf("decoding small settings: GOGC %d, want %d until they are accepted", got, largeGCPercent)
+	}
+	accepted(true)
 	if got := gcPercent(); got != normal {
 		t.Fatalf("after small settings: GOGC %d, want %d again", got, normal)
+	}
+	tuneGC(largeSettings + 1)(false)
+	if got := gcPercent(); got != normal {
+		t.Fatalf("after large settings rejected: GOGC %d, want %d", got, normal)
 	}
 }
 
 func TestTuneGCLeavesTheOperatorsGOGC(t *testing.T) {
 	withGCTuning(t, true)
 	normal := gcPercent()
-	tuneGC(largeSettings + 1)
+	tuneGC(largeSettings + 1)(true)
 	if got := gcPercent(); got != normal {
 		t.Fatalf("GOGC set in the environment: tuneGC changed it to %d", got)
 	}
@@ -162,5 +173,47 @@ func TestAgentTunesGCForLargeCache(t *testing.T) {
 	eventually(t, 10*time.Second, fileHas(c.path("a"), "a cached\n"))
 	if got := gcPercent(); got != largeGCPercent {
 		t.Fatalf("large settings read from the cache: GOGC %d, want %d", got, largeGCPercent)
+	}
+}
+
+// A rejected event is not settings: the collector stays tuned for the
+// newest settings accepted, whatever the size of the payload refused.
+func TestTuneGCIgnoresRejectedEvents(t *testing.T) {
+	large, err := json.Marshal(largeSettingsMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := "data: {\"settings\": {\"v\": \"" + strings.Repeat("x", largeSettings) + "\"\n\n"
+	for _, tc := range []struct {
+		name, first, rejected string
+		want                  func(normal int) int
+	}{
+		{"large then small rejected", event(string(large)), "data: {oops\n\n",
+			func(int) int { return largeGCPercent }},
+		{"small then large rejected", event(`{"v":"small"}`), garbage,
+			func(normal int) int { return normal }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withGCTuning(t, false)
+			normal := gcPercent()
+			url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				writeStream(w, tc.first+tc.rejected)
+				holdOpen(t, r)
+			})
+			s, logs := fastStream(url)
+			s.Source.MaxEventBytes = 8 << 20
+			s.sized = tuneGC
+			run := startStream(t, s, nil)
+			eventually(t, 10*time.Second, func() string {
+				if len(logged(logs, "event rejected")) == 0 || len(run.snapshots()) < 1 {
+					return "the first event not applied or the second not rejected yet"
+				}
+				return ""
+			})
+			run.stop(t)
+			if got, want := gcPercent(), tc.want(normal); got != want {
+				t.Fatalf("GOGC %d after a rejected event, want %d", got, want)
+			}
+		})
 	}
 }

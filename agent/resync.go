@@ -83,13 +83,15 @@ func (s *Stream) fetchSettings(ctx context.Context, client *http.Client,
 		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{
 			fmt.Errorf("body larger than source.max_event_bytes (%d bytes)", limit)})
 	}
+	accepted := func(bool) {}
 	if s.sized != nil {
-		s.sized(len(data))
+		accepted = s.sized(len(data))
 	}
 	snap, dups, err := decodeSettings(data, origin)
 	if err == nil {
 		err = s.checkEmpty(snap)
 	}
+	accepted(err == nil)
 	if err != nil {
 		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{err})
 	}

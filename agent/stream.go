@@ -49,7 +49,10 @@ type Stream struct {
 
 	summaryEvery time.Duration // outage summary period; 0: one minute
 	deferHash    bool          // hash snapshots after handing them over (runInto)
-	sized        func(int)     // if set, told each payload's size before it is decoded
+
+	// sized, if set, is told each payload's size before it is decoded,
+	// and what it returns whether the payload was accepted (see tuneGC).
+	sized func(int) func(bool)
 }
 
 // StreamEvent reports a change of the connection's state.
@@ -466,8 +469,9 @@ func resumeFrom(r io.Reader, lastID string) io.Reader {
 func (c *connection) accept(data string) bool {
 	s := c.stream
 	log := s.log()
+	accepted := func(bool) {}
 	if s.sized != nil {
-		s.sized(len(data))
+		accepted = s.sized(len(data))
 	}
 	decode := decodeEvent
 	if s.deferHash {
@@ -477,6 +481,7 @@ func (c *connection) accept(data string) bool {
 	if err == nil {
 		err = s.checkEmpty(snap)
 	}
+	accepted(err == nil)
 	if err != nil {
 		if skipped, ok := c.rejects.allow(time.Now(), s.summaryEvery); ok {
 			log.Warn("event rejected", zap.Error(err), zap.Int("size", len(data)),
