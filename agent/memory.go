@@ -45,9 +45,10 @@ type gcTuner struct {
 // tuneGC is told the size in bytes of JSON of each event, fetched body or
 // cache file read at start, before it is decoded: one over largeSettings
 // lowers GOGC at once, so that the decode is covered too. The function it
-// returns is told whether the payload was accepted as settings; then the
-// newest accepted settings decide again. A rejected payload is not
-// settings, whatever its size: it leaves GOGC as they had it.
+// returns is told whether the payload was taken as the newest settings;
+// then the newest settings taken decide again. A rejected payload, or a
+// resync's body that an event overtook, is not: it leaves GOGC as they
+// had it, whatever its size.
 func tuneGC(size int) (accepted func(ok bool)) {
 	g := &gcTuning
 	g.Lock()

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -216,4 +218,62 @@ func TestTuneGCIgnoresRejectedEvents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A resync's body that a newer event overtook is not the newest settings:
+// the collector follows the event's (small) settings, not the stale large
+// ones fetched meanwhile.
+func TestTuneGCIgnoresAnOvertakenResync(t *testing.T) {
+	withGCTuning(t, false)
+	normal := gcPercent()
+	large, err := json.Marshal(largeSettingsMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := make(chan struct{})   // the stream sends the small settings
+	handled := make(chan struct{}) // the handler got them
+	var once sync.Once
+	var gets atomic.Int64
+	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if strings.HasPrefix(r.URL.Path, "/config/") {
+			if gets.Add(1) == 1 {
+				close(newer)
+				<-handled
+				writeJSON(w, string(large)) // older than the event: dropped
+				return
+			}
+			holdOpen(t, r) // no later resync before the test looks
+			return
+		}
+		writeStream(w, event(string(large)))
+		select {
+		case <-newer:
+			writeStream(w, event(`{"v":"small"}`))
+		case <-r.Context().Done():
+			return
+		}
+		holdOpen(t, r)
+	})
+	s, logs := fastStream(url)
+	s.Source.MaxEventBytes = 8 << 20
+	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
+	s.sized = tuneGC
+	run := startStream(t, s, func(snap Snapshot) {
+		if snap.Settings["v"] == "small" {
+			once.Do(func() { close(handled) })
+		}
+	})
+	eventually(t, 10*time.Second, func() string {
+		if len(logged(logs, "resync fetched")) == 0 {
+			return "the slow resync not dealt with yet"
+		}
+		return ""
+	})
+	if used := logged(logs, "resync fetched")[0].ContextMap()["used"]; used != false {
+		t.Fatalf("the overtaken resync was used: %v", used)
+	}
+	if got := gcPercent(); got != normal {
+		t.Fatalf("GOGC %d after an overtaken large resync, want %d: the newest settings are small", got, normal)
+	}
+	run.stop(t)
 }

@@ -28,7 +28,9 @@ func (s *Stream) Fetch(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	defer client.CloseIdleConnections()
-	return s.fetch(ctx, client, "fetch")
+	snap, taken, err := s.fetch(ctx, client, "fetch")
+	taken(err == nil)
+	return snap, err
 }
 
 // payloadError marks a fetched body that arrived but was refused.
@@ -37,34 +39,52 @@ type payloadError struct{ err error }
 func (e *payloadError) Error() string { return e.err.Error() }
 func (e *payloadError) Unwrap() error { return e.err }
 
-func (s *Stream) fetch(ctx context.Context, client *http.Client, origin string) (Snapshot, error) {
-	snap, dups, err := s.fetchSettings(ctx, client, origin)
-	if err == nil && len(dups) > 0 {
+// fetch gets the settings; the caller must tell taken whether they
+// became the newest settings (see Stream.sized).
+func (s *Stream) fetch(ctx context.Context, client *http.Client, origin string) (
+	snap Snapshot, taken func(bool), err error) {
+	taken = func(bool) {}
+	data, where, err := s.fetchBody(ctx, client)
+	if err != nil {
+		return Snapshot{}, taken, err
+	}
+	if s.sized != nil {
+		taken = s.sized(len(data))
+	}
+	snap, dups, err := decodeSettings(data, origin)
+	if err == nil {
+		err = s.checkEmpty(snap)
+	}
+	if err != nil {
+		return Snapshot{}, taken, fmt.Errorf("fetch %s: %w", where, &payloadError{err})
+	}
+	if len(dups) > 0 {
 		s.log().Debug("repeated keys in fetched settings, the last one wins", zap.Strings("keys", dups))
 	}
-	return snap, err
+	return snap, taken, nil
 }
 
-func (s *Stream) fetchSettings(ctx context.Context, client *http.Client,
-	origin string) (Snapshot, []string, error) {
+// fetchBody reads the body of GET /config/{env}, at most
+// source.max_event_bytes; where is the URL for errors, redacted.
+func (s *Stream) fetchBody(ctx context.Context, client *http.Client) (data []byte, where string, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := s.newRequest(ctx, "/config/", "application/json")
 	if err != nil {
-		return Snapshot{}, nil, err
+		return nil, "", err
 	}
-	where := redactURL(req.URL)
+	where = redactURL(req.URL)
 	idle := s.Source.IdleTimeout.Duration
 	resp, err := doWithin(client, req, cancel, idle)
 	if err != nil {
-		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
+		return nil, where, fmt.Errorf("fetch %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
-		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w: %q (HTTP 404)", where, ErrUnknownEnv, s.Source.Env)
+		return nil, where, fmt.Errorf("fetch %s: %w: %q (HTTP 404)", where, ErrUnknownEnv, s.Source.Env)
 	}
 	if err := checkResponse(resp, "application/json"); err != nil {
-		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
+		return nil, where, fmt.Errorf("fetch %s: %w", where, err)
 	}
 
 	limit := int(s.Source.MaxEventBytes)
@@ -72,30 +92,18 @@ func (s *Stream) fetchSettings(ctx context.Context, client *http.Client,
 		cancel(fmt.Errorf("no bytes for %s (source.idle_timeout)", idle))
 	})
 	defer body.stop()
-	data, err := readBody(body, resp.ContentLength, limit)
+	data, err = readBody(body, resp.ContentLength, limit)
 	if cause := context.Cause(ctx); err != nil && cause != nil {
 		err = cause
 	}
 	if err != nil {
-		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, err)
+		return nil, where, fmt.Errorf("fetch %s: %w", where, err)
 	}
 	if len(data) > limit {
-		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{
+		return nil, where, fmt.Errorf("fetch %s: %w", where, &payloadError{
 			fmt.Errorf("body larger than source.max_event_bytes (%d bytes)", limit)})
 	}
-	accepted := func(bool) {}
-	if s.sized != nil {
-		accepted = s.sized(len(data))
-	}
-	snap, dups, err := decodeSettings(data, origin)
-	if err == nil {
-		err = s.checkEmpty(snap)
-	}
-	accepted(err == nil)
-	if err != nil {
-		return Snapshot{}, nil, fmt.Errorf("fetch %s: %w", where, &payloadError{err})
-	}
-	return snap, dups, nil
+	return data, where, nil
 }
 
 // startResync fetches the settings every ResyncInterval, plus up to 10%
@@ -123,7 +131,9 @@ func (s *Stream) startResync(ctx context.Context, client *http.Client, slot *lat
 func (s *Stream) resyncOnce(ctx context.Context, client *http.Client, slot *latest[Snapshot]) {
 	log := s.log()
 	before := slot.version()
-	snap, err := s.fetch(ctx, client, "resync")
+	snap, taken, err := s.fetch(ctx, client, "resync")
+	used := false
+	defer func() { taken(used) }() // an event that came meanwhile is newer
 	var payload *payloadError
 	switch {
 	case ctx.Err() != nil:
@@ -138,7 +148,7 @@ func (s *Stream) resyncOnce(ctx context.Context, client *http.Client, slot *late
 		log.Debug("resync failed", zap.Error(err))
 		return
 	}
-	used := slot.putIfUnchanged(before, snap)
+	used = slot.putIfUnchanged(before, snap)
 	log.Debug("resync fetched", zap.String("hash", snap.ShortHash()), zap.Bool("used", used))
 }
 

@@ -51,7 +51,8 @@ type Stream struct {
 	deferHash    bool          // hash snapshots after handing them over (runInto)
 
 	// sized, if set, is told each payload's size before it is decoded,
-	// and what it returns whether the payload was accepted (see tuneGC).
+	// and what it returns whether the payload was taken as the newest
+	// settings (see tuneGC).
 	sized func(int) func(bool)
 }
 
