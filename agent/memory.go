@@ -30,37 +30,46 @@ const (
 	largeGCPercent = 25
 )
 
-// gcTuning is the process's one tuner: GOGC is the process's.
+// gcTuning is the process's one tuner: GOGC is the process's, and a
+// program may run several agents.
 var gcTuning gcTuner
 
 type gcTuner struct {
 	sync.Mutex
-	tight    bool
-	checked  bool
-	ours     bool // GOGC is not set in the environment
-	normal   int  // the percent in force before the first change
-	accepted int  // the size of the newest settings accepted
+	tight   bool
+	checked bool
+	ours    bool         // GOGC is not set in the environment
+	normal  int          // the percent in force before the first change
+	large   map[any]bool // the owners whose newest settings are large
 }
 
-// tuneGC is told the size in bytes of JSON of each event, fetched body or
-// cache file read at start, before it is decoded: one over largeSettings
-// lowers GOGC at once, so that the decode is covered too. The function it
-// returns is told whether the payload was taken as the newest settings;
-// then the newest settings taken decide again. A rejected payload, or a
-// resync's body that an event overtook, is not: it leaves GOGC as they
-// had it, whatever its size.
-func tuneGC(size int) (accepted func(ok bool)) {
+// tuneGC returns the function an owner (an agent) tells the size in bytes
+// of JSON of each event, fetched body or cache file read at start, before
+// it is decoded: one over largeSettings lowers GOGC at once, so that the
+// decode is covered too. The function that returns is told whether the
+// payload was taken as the owner's newest settings; GOGC then stays low
+// while any owner's newest settings are large. A rejected payload, or a
+// resync's body that an event overtook, is not taken: it changes nothing,
+// whatever its size.
+func tuneGC(owner any) func(size int) (taken func(ok bool)) {
 	g := &gcTuning
-	g.Lock()
-	g.set(size > largeSettings || g.accepted > largeSettings)
-	g.Unlock()
-	return func(ok bool) {
+	return func(size int) func(bool) {
 		g.Lock()
-		defer g.Unlock()
-		if ok {
-			g.accepted = size
+		g.set(size > largeSettings || len(g.large) > 0)
+		g.Unlock()
+		return func(ok bool) {
+			g.Lock()
+			defer g.Unlock()
+			if ok && size > largeSettings {
+				if g.large == nil {
+					g.large = map[any]bool{}
+				}
+				g.large[owner] = true
+			} else if ok {
+				delete(g.large, owner)
+			}
+			g.set(len(g.large) > 0)
 		}
-		g.set(g.accepted > largeSettings)
 	}
 }
 
@@ -89,7 +98,7 @@ func (a *Agent) sized() func(int) func(bool) {
 	if !a.opts.TuneGC {
 		return nil
 	}
-	return tuneGC
+	return tuneGC(a)
 }
 
 // sizeCache tells sized the size of the cache file before it is read,

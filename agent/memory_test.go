@@ -27,12 +27,12 @@ func gcPercent() int {
 func withGCTuning(t *testing.T, envSet bool) {
 	before := gcPercent()
 	gcTuning.Lock()
-	gcTuning.tight, gcTuning.checked, gcTuning.ours, gcTuning.accepted = false, true, !envSet, 0
+	gcTuning.tight, gcTuning.checked, gcTuning.ours, gcTuning.large = false, true, !envSet, nil
 	gcTuning.Unlock()
 	t.Cleanup(func() {
 		debug.SetGCPercent(before)
 		gcTuning.Lock()
-		gcTuning.tight, gcTuning.checked, gcTuning.accepted = false, false, 0
+		gcTuning.tight, gcTuning.checked, gcTuning.large = false, false, nil
 		gcTuning.Unlock()
 	})
 }
@@ -40,6 +40,7 @@ func withGCTuning(t *testing.T, envSet bool) {
 func TestTuneGCFollowsTheSettingsSize(t *testing.T) {
 	withGCTuning(t, false)
 	normal := gcPercent()
+	tuneGC := tuneGC(t)
 	accepted := tuneGC(largeSettings + 1)
 	if got := gcPercent(); got != largeGCPercent {
 		t.Fatalf("decoding large settings: GOGC %d, want %d", got, largeGCPercent)
@@ -63,10 +64,28 @@ func TestTuneGCFollowsTheSettingsSize(t *testing.T) {
 	}
 }
 
+// Two agents in one program: GOGC stays low while either one's newest
+// settings are large.
+func TestTuneGCForSeveralAgents(t *testing.T) {
+	withGCTuning(t, false)
+	normal := gcPercent()
+	one, other := tuneGC("one"), tuneGC("other")
+	one(largeSettings + 1)(true)
+	other(largeSettings + 1)(true)
+	other(100)(true)
+	if got := gcPercent(); got != largeGCPercent {
+		t.Fatalf("one agent's settings large, the other's small: GOGC %d, want %d", got, largeGCPercent)
+	}
+	one(100)(true)
+	if got := gcPercent(); got != normal {
+		t.Fatalf("both agents' settings small: GOGC %d, want %d", got, normal)
+	}
+}
+
 func TestTuneGCLeavesTheOperatorsGOGC(t *testing.T) {
 	withGCTuning(t, true)
 	normal := gcPercent()
-	tuneGC(largeSettings + 1)(true)
+	tuneGC(t)(largeSettings + 1)(true)
 	if got := gcPercent(); got != normal {
 		t.Fatalf("GOGC set in the environment: tuneGC changed it to %d", got)
 	}
@@ -204,7 +223,7 @@ func TestTuneGCIgnoresRejectedEvents(t *testing.T) {
 			})
 			s, logs := fastStream(url)
 			s.Source.MaxEventBytes = 8 << 20
-			s.sized = tuneGC
+			s.sized = tuneGC(t)
 			run := startStream(t, s, nil)
 			eventually(t, 10*time.Second, func() string {
 				if len(logged(logs, "event rejected")) == 0 || len(run.snapshots()) < 1 {
@@ -257,7 +276,7 @@ func TestTuneGCIgnoresAnOvertakenResync(t *testing.T) {
 	s, logs := fastStream(url)
 	s.Source.MaxEventBytes = 8 << 20
 	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
-	s.sized = tuneGC
+	s.sized = tuneGC(t)
 	run := startStream(t, s, func(snap Snapshot) {
 		if snap.Settings["v"] == "small" {
 			once.Do(func() { close(handled) })
