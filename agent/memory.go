@@ -107,9 +107,14 @@ func (a *Agent) sized() func(int) func(bool) {
 // env, hash and time beside the settings do not matter against
 // largeSettings.
 func (a *Agent) sizeCache() (read func(ok bool)) {
+	none := func(bool) {}
 	sized := a.sized()
-	if fi, err := os.Stat(a.cfg.Cache.Path); sized != nil && err == nil && fi.Mode().IsRegular() {
-		return sized(int(fi.Size()))
+	if sized == nil {
+		return none
 	}
-	return func(bool) {}
+	fi, err := os.Stat(a.cfg.Cache.Path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return none // ReadCache says why
+	}
+	return sized(int(fi.Size()))
 }
