@@ -47,6 +47,9 @@ func TestRenderBoundsWhatASettingCanCost(t *testing.T) {
 			if !errors.Is(err, ErrTooLarge) {
 				t.Errorf("Render(%s) with n = %d: error %v, want ErrTooLarge", tc.text, tc.n, err)
 			}
+			if err != nil && !strings.Contains(err.Error(), "t.tmpl") {
+				t.Errorf("Render(%s): error %q does not name the template", tc.text, err)
+			}
 		})
 	}
 }

@@ -160,6 +160,12 @@ func (t *Template) Render(data Data) ([]byte, error) {
 	})
 	out.reset()
 	if err := t.guarded.Execute(out, t.own(data)); err != nil {
+		var exec template.ExecError
+		if !errors.As(err, &exec) {
+			// text/template passes the writer's own error (output over
+			// MaxOutput) on as it is, without the template's name.
+			err = fmt.Errorf("template: %s: %w", t.name, err)
+		}
 		return nil, redact(t.name, err, data.Settings, t.text)
 	}
 	return t.done(out), nil
