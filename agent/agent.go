@@ -60,6 +60,7 @@ type Agent struct {
 	requests   chan func() // work for the Run goroutine, from Do
 	status     *status     // health and metrics, shared with the stream and HTTP goroutines
 	ready      bool        // READY=1 was sent
+	keepSpares bool        // Run prepares spare temporary files (see render.PrepareSpares)
 	stale      staleParts  // what Run must restart after a request changed the config
 	stopStatus func()      // stops the status endpoint Run serves; Run's goroutine only
 
@@ -220,6 +221,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { a.stopDrift() }()
 	a.sup = newSupervisor(a.log)
 	defer func() { a.sup.stopAll(a.targets); a.sup = nil }()
+	a.keepSpares = true
+	defer func() { a.keepSpares = false; render.DropSpares() }()
 
 	if err := a.startStatus(); err != nil {
 		return err
@@ -445,6 +448,9 @@ func (a *Agent) apply(ctx context.Context, s Snapshot) (Result, error) {
 	// After the signals: hashing what was rendered need not delay them.
 	a.noteInstalled(files)
 	a.noteRendered(rendered, files)
+	if a.keepSpares {
+		txn.PrepareSpares() // for the next update (see render.PrepareSpares)
+	}
 	return res, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -411,4 +412,42 @@ func TestRestoreDriftKeepsBackup(t *testing.T) {
 	writeFile(t, c.dir, "a.conf", "edited by hand\n")
 	eventually(t, 10*time.Second, fileHas(dest, "a v2\n"))
 	wantFile(t, filepath.Join(c.dir, ".a.conf.sseconfd-backup"), "a v1\n")
+}
+
+// While Run runs, each destination it wrote has a spare temporary file
+// beside it for the next update (render.PrepareSpares), which the next
+// update writes; when Run returns, none is left.
+func TestRunKeepsSparesUntilItStops(t *testing.T) {
+	cs, url := startServer(t, "dev", map[string]any{"v": "1"})
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	a, _ := newTestAgent(t, dir, baseConfig(url)+templateBlock(t, dir, "app.conf", "v={{.Settings.v}}\n", ""))
+	stop := runAgent(t, a)
+	temps := func() []string {
+		left, _ := filepath.Glob(filepath.Join(dir, ".sseconfd.app.conf.*"))
+		return left
+	}
+	spareIs := func(want int) func() string {
+		return func() string {
+			if got := temps(); len(got) != want || (want == 1 && !slices.Equal(got, render.SparePaths())) {
+				return fmt.Sprintf("temporary files %q, spares %q; want %d spare", got, render.SparePaths(), want)
+			}
+			return ""
+		}
+	}
+	eventually(t, 5*time.Second, fileHas(dest, "v=1\n"))
+	eventually(t, 5*time.Second, spareIs(1))
+	first := temps()[0]
+	post(t, cs, "dev", map[string]any{"v": "2"})
+	eventually(t, 5*time.Second, fileHas(dest, "v=2\n"))
+	eventually(t, 5*time.Second, func() string {
+		if got := temps(); len(got) != 1 || got[0] == first {
+			return fmt.Sprintf("temporary files %q: want a new spare (the first, %s, used up)", got, first)
+		}
+		return ""
+	})
+	stop()
+	if left := temps(); len(left) > 0 {
+		t.Fatalf("after Run returned: %q left", left)
+	}
 }

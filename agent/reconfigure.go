@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/sseconfd/sseconfd/render"
 )
 
 // Load reads the config file at path, validates it and parses every
@@ -75,6 +77,7 @@ func (a *Agent) Config() *Config { return a.cfg }
 func (a *Agent) adopt(ctx context.Context, cfg *Config, templates []*templateFile) {
 	old := a.cfg
 	a.cfg, a.templates = cfg, templates
+	render.DropSpares() // a destination may have gone
 	oldTargets := a.targets
 	a.targets, _ = newTargets(cfg, a.targets) // checked by ReloadConfig
 	if a.sup != nil {

@@ -568,8 +568,7 @@ func createTemp(target string, content []byte, mode fs.FileMode, uid, gid int,
 // createTempFile writes content to a new temporary file beside target,
 // with mode and owner, and returns it open; on error there is no file.
 func createTempFile(target string, content []byte, mode fs.FileMode, uid, gid int) (*os.File, error) {
-	dir, base := filepath.Split(target)
-	f, err := createTempNoPoll(dir, TempPrefix+base+".")
+	f, err := newTemp(target)
 	if err != nil {
 		return nil, err
 	}

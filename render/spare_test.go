@@ -1,0 +1,122 @@
+package render
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// spareOf returns the path of target's spare, or "".
+func spareOf(target string) string {
+	spares.Lock()
+	defer spares.Unlock()
+	if f := spares.m[target]; f != nil {
+		return f.Name()
+	}
+	return ""
+}
+
+// A spare created after a commit is the file the next Stage of the same
+// destination writes; DropSpares removes what is left.
+func TestSpareServesTheNextStage(t *testing.T) {
+	t.Cleanup(DropSpares)
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	install(t, file(dest, "v1\n", 0o640)).PrepareSpares()
+	spare := spareOf(dest)
+	if spare == "" || filepath.Dir(spare) != dir || !IsTemp(filepath.Base(spare)) {
+		t.Fatalf("spare %q: want a temporary file beside %s", spare, dest)
+	}
+	if fi, err := os.Stat(spare); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spare: %v, %v; want an empty file of mode 0600", fi, err)
+	}
+	if got := SparePaths(); !slices.Equal(got, []string{spare}) {
+		t.Fatalf("SparePaths() = %q, want %q", got, spare)
+	}
+
+	txn, err := Stage([]File{file(dest, "v2\n", 0o640)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := txn.StagedPath(dest); got != spare {
+		t.Fatalf("staged in %q, want the spare %q", got, spare)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dest); string(b) != "v2\n" {
+		t.Fatalf("%s holds %q", dest, b)
+	}
+	if fi, _ := os.Stat(dest); fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v, want 0640 (the spare's 0600 must not stay)", fi.Mode().Perm())
+	}
+	noTemps(t, dir) // the spare was used up
+	txn.PrepareSpares()
+	if spareOf(dest) == "" {
+		t.Fatal("no new spare after the second commit")
+	}
+	DropSpares()
+	noTemps(t, dir)
+}
+
+// A spare that someone wrote to, linked, removed or replaced is not used:
+// the next Stage creates its own temporary file, and the file the spare's
+// name now leads to is left as it is.
+func TestSpareNotTrustedAfterTampering(t *testing.T) {
+	t.Cleanup(DropSpares)
+	tamper := map[string]func(t *testing.T, spare, dir string){
+		"written to": func(t *testing.T, spare, _ string) {
+			if err := os.WriteFile(spare, []byte("planted"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"hard-linked": func(t *testing.T, spare, dir string) {
+			if err := os.Link(spare, filepath.Join(dir, "other-link")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"removed": func(t *testing.T, spare, _ string) { os.Remove(spare) },
+		"replaced by a symlink": func(t *testing.T, spare, dir string) {
+			victim := filepath.Join(dir, "victim")
+			if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(spare)
+			if err := os.Symlink(victim, spare); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, change := range tamper {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "app.conf")
+			install(t, file(dest, "v1\n", 0o644)).PrepareSpares()
+			spare := spareOf(dest)
+			if spare == "" {
+				t.Fatal("no spare")
+			}
+			change(t, spare, dir)
+			txn, err := Stage([]File{file(dest, "v2\n", 0o644)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := txn.StagedPath(dest); got == spare {
+				t.Fatalf("the tampered spare %s was used", spare)
+			}
+			if err := txn.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(dest); string(b) != "v2\n" {
+				t.Fatalf("%s holds %q", dest, b)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "victim")); err == nil && string(b) != "keep me" {
+				t.Fatalf("the symlink's target was changed to %q", b)
+			}
+			if fi, err := os.Lstat(spare); name == "replaced by a symlink" && (err != nil || fi.Mode()&os.ModeSymlink == 0) {
+				t.Fatalf("the symlink at the spare's name was not left alone: %v, %v", fi, err)
+			}
+		})
+	}
+}
