@@ -381,7 +381,7 @@ func (s *staged) writeTemps(keepOpen bool) error {
 			return err
 		}
 	}
-	f, err := createTempFile(s.target, s.Content, s.mode, s.uid, s.gid)
+	f, err := s.createContentTemp()
 	if err == nil {
 		s.temp = f.Name()
 		if keepOpen {
@@ -568,11 +568,19 @@ func createTemp(target string, content []byte, mode fs.FileMode, uid, gid int,
 // createTempFile writes content to a new temporary file beside target,
 // with mode and owner, and returns it open; on error there is no file.
 func createTempFile(target string, content []byte, mode fs.FileMode, uid, gid int) (*os.File, error) {
-	f, err := newTemp(target)
+	dir, base := filepath.Split(target)
+	f, err := createTempNoPoll(dir, TempPrefix+base+".")
 	if err != nil {
 		return nil, err
 	}
-	if err = writeContent(f, content); err == nil {
+	return fillTemp(f, content, mode, uid, gid)
+}
+
+// fillTemp writes content to f, a new and empty temporary file, and gives
+// it mode and owner; on error f is closed and removed.
+func fillTemp(f *os.File, content []byte, mode fs.FileMode, uid, gid int) (*os.File, error) {
+	err := writeContent(f, content)
+	if err == nil {
 		err = setMetadata(f, mode, uid, gid)
 	}
 	if err != nil {

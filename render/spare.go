@@ -15,77 +15,129 @@ import (
 // A daemon that has just written a destination is likely to write it
 // again, so after a commit it may create the next temporary file beside
 // each destination it wrote (Txn.PrepareSpares), empty and open, off the
-// update's path; the next Stage of that destination writes into it
-// instead of creating one. A spare is an ordinary temporary file by its
-// name: RemoveStale removes one left by a crash.
+// update's path; the next Stage of that destination writes its new
+// content into it instead of creating one (a backup never goes into a
+// spare). A spare is an ordinary temporary file by its name: RemoveStale
+// removes one left by a crash.
 //
-// A spare is used only if its name still leads to the file the agent
-// created and nobody has written to or linked it; otherwise it is dropped
-// and a new temporary file is created, as without spares.
+// A spare is used only if the destination still leads to the file it was
+// made beside, its name still leads to the file the agent created, and
+// nobody has written to, linked, chmodded or chowned it (its stat is as it
+// was made); otherwise it is dropped and a new temporary file is created,
+// as without spares.
 var spares = struct {
 	sync.Mutex
-	m map[string]*os.File // by target (the real path replaced)
-}{m: map[string]*os.File{}}
+	m map[string]spare // by destination (File.Path)
+}{m: map[string]spare{}}
+
+// spare is one waiting temporary file.
+type spare struct {
+	f      *os.File
+	target string         // the real path it was made to replace
+	made   syscall.Stat_t // its stat just after it was created
+}
 
 // maxSpares bounds the descriptors spares keep open.
 const maxSpares = keptOpen
 
 // PrepareSpares creates a spare temporary file beside each destination
 // the transaction replaced by rename, unless it has one. It is meant to
-// run after the update's signals; errors only mean no spare.
+// run after the update's signals; errors only mean no spare. It is safe
+// to call from several goroutines.
 func (t *Txn) PrepareSpares() {
 	for _, s := range t.files[:t.committed] {
-		if s.inPlace {
+		if s.inPlace || !roomForSpare(s.Path) {
+			continue
+		}
+		sp, ok := makeSpare(s.target)
+		if !ok {
 			continue
 		}
 		spares.Lock()
-		_, have := spares.m[s.target]
-		full := len(spares.m) >= maxSpares
-		spares.Unlock()
-		if have || full {
-			continue
+		_, have := spares.m[s.Path]
+		kept := !have && len(spares.m) < maxSpares
+		if kept {
+			spares.m[s.Path] = sp
 		}
-		dir, base := filepath.Split(s.target)
-		f, err := createTempNoPoll(dir, TempPrefix+base+".")
-		if err != nil {
-			continue
-		}
-		spares.Lock()
-		spares.m[s.target] = f
 		spares.Unlock()
+		if !kept { // another goroutine was quicker
+			sp.discard()
+		}
 	}
 }
 
-// newTemp returns target's spare, or a new temporary file beside it.
-func newTemp(target string) (*os.File, error) {
-	if f := takeSpare(target); f != nil {
-		return f, nil
-	}
-	dir, base := filepath.Split(target)
-	return createTempNoPoll(dir, TempPrefix+base+".")
-}
-
-// takeSpare returns target's spare, open and checked, or nil.
-func takeSpare(target string) *os.File {
+// roomForSpare reports whether dest has no spare and another may be kept.
+func roomForSpare(dest string) bool {
 	spares.Lock()
-	f := spares.m[target]
-	delete(spares.m, target)
+	defer spares.Unlock()
+	_, have := spares.m[dest]
+	return !have && len(spares.m) < maxSpares
+}
+
+// makeSpare creates an empty temporary file beside target.
+func makeSpare(target string) (spare, bool) {
+	dir, base := filepath.Split(target)
+	f, err := createTempNoPoll(dir, TempPrefix+base+".")
+	if err != nil {
+		return spare{}, false
+	}
+	sp := spare{f: f, target: target}
+	if syscall.Fstat(int(f.Fd()), &sp.made) != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return spare{}, false
+	}
+	return sp, true
+}
+
+// createContentTemp is createTempFile for s's new content, written into
+// the destination's spare when it has a usable one.
+func (s *staged) createContentTemp() (*os.File, error) {
+	if f := takeSpare(s.Path, s.target); f != nil {
+		return fillTemp(f, s.Content, s.mode, s.uid, s.gid)
+	}
+	return createTempFile(s.target, s.Content, s.mode, s.uid, s.gid)
+}
+
+// takeSpare returns dest's spare, open and checked, if it was made for
+// target; else nil, and a spare that cannot be used is dropped.
+func takeSpare(dest, target string) *os.File {
+	spares.Lock()
+	sp, ok := spares.m[dest]
+	delete(spares.m, dest)
 	spares.Unlock()
-	if f == nil {
+	if !ok {
 		return nil
 	}
-	var own, named syscall.Stat_t
-	ownErr := syscall.Fstat(int(f.Fd()), &own)
-	namedErr := syscall.Lstat(f.Name(), &named)
-	ours := ownErr == nil && namedErr == nil && own.Dev == named.Dev && own.Ino == named.Ino
-	if ours && own.Nlink == 1 && own.Size == 0 {
-		return f
+	if sp.target == target && sp.untouched() {
+		return sp.f
 	}
-	f.Close()
-	if ours {
-		os.Remove(f.Name()) // written to or linked elsewhere: not trusted
-	}
+	sp.discard()
 	return nil
+}
+
+// untouched reports whether the spare's name leads to the file the agent
+// made and its stat is as it was then: nobody wrote to, linked, chmodded
+// or chowned it (each of these changes ctime too).
+func (sp spare) untouched() bool {
+	var own, named syscall.Stat_t
+	if syscall.Fstat(int(sp.f.Fd()), &own) != nil || syscall.Lstat(sp.f.Name(), &named) != nil {
+		return false
+	}
+	m := sp.made
+	return own.Dev == named.Dev && own.Ino == named.Ino &&
+		own.Nlink == 1 && own.Size == 0 && own.Mode == m.Mode &&
+		own.Uid == m.Uid && own.Gid == m.Gid && own.Ctim == m.Ctim
+}
+
+// discard closes the spare, and removes it if its name still leads to it.
+func (sp spare) discard() {
+	var own, named syscall.Stat_t
+	if syscall.Fstat(int(sp.f.Fd()), &own) == nil && syscall.Lstat(sp.f.Name(), &named) == nil &&
+		own.Dev == named.Dev && own.Ino == named.Ino {
+		os.Remove(sp.f.Name())
+	}
+	sp.f.Close()
 }
 
 // DropSpares closes and removes every spare; the agent calls it when it
@@ -93,15 +145,10 @@ func takeSpare(target string) *os.File {
 func DropSpares() {
 	spares.Lock()
 	m := spares.m
-	spares.m = map[string]*os.File{}
+	spares.m = map[string]spare{}
 	spares.Unlock()
-	for _, f := range m {
-		var own, named syscall.Stat_t
-		if syscall.Fstat(int(f.Fd()), &own) == nil && syscall.Lstat(f.Name(), &named) == nil &&
-			own.Dev == named.Dev && own.Ino == named.Ino {
-			os.Remove(f.Name())
-		}
-		f.Close()
+	for _, sp := range m {
+		sp.discard()
 	}
 }
 
@@ -110,8 +157,8 @@ func SparePaths() []string {
 	spares.Lock()
 	defer spares.Unlock()
 	var paths []string
-	for _, f := range spares.m {
-		paths = append(paths, f.Name())
+	for _, sp := range spares.m {
+		paths = append(paths, sp.f.Name())
 	}
 	return paths
 }

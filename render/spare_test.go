@@ -1,18 +1,20 @@
 package render
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 )
 
-// spareOf returns the path of target's spare, or "".
-func spareOf(target string) string {
+// spareOf returns the path of dest's spare, or "".
+func spareOf(dest string) string {
 	spares.Lock()
 	defer spares.Unlock()
-	if f := spares.m[target]; f != nil {
-		return f.Name()
+	if sp, ok := spares.m[dest]; ok {
+		return sp.f.Name()
 	}
 	return ""
 }
@@ -77,6 +79,19 @@ func TestSpareNotTrustedAfterTampering(t *testing.T) {
 			}
 		},
 		"removed": func(t *testing.T, spare, _ string) { os.Remove(spare) },
+		// Whoever may change the spare's mode or owner could read what is
+		// written to it before its final mode is set.
+		"chmodded": func(t *testing.T, spare, _ string) {
+			if err := os.Chmod(spare, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"chowned": func(t *testing.T, spare, _ string) {
+			requireRoot(t, "chown")
+			if err := os.Chown(spare, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		},
 		"replaced by a symlink": func(t *testing.T, spare, dir string) {
 			victim := filepath.Join(dir, "victim")
 			if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
@@ -118,5 +133,72 @@ func TestSpareNotTrustedAfterTampering(t *testing.T) {
 				t.Fatalf("the symlink at the spare's name was not left alone: %v, %v", fi, err)
 			}
 		})
+	}
+}
+
+// Spares prepared at the same time (several agents in one program) are
+// each kept once: no temporary file is left that no spare holds, and no
+// more than maxSpares are kept.
+func TestConcurrentSparesLeaveNoOrphans(t *testing.T) {
+	t.Cleanup(DropSpares)
+	dir := t.TempDir()
+	var files []File
+	for i := range maxSpares + 4 {
+		files = append(files, file(filepath.Join(dir, fmt.Sprintf("f%d.conf", i)), "v1\n", 0o644))
+	}
+	txn := install(t, files...)
+	for round := range 50 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); txn.PrepareSpares() }()
+		}
+		wg.Wait()
+		temps, _ := filepath.Glob(filepath.Join(dir, TempPrefix+"*"))
+		held := SparePaths()
+		if len(held) > maxSpares || len(temps) != len(held) {
+			t.Fatalf("round %d: %d temporary files, %d spares (at most %d)", round, len(temps), len(held), maxSpares)
+		}
+		DropSpares()
+		noTemps(t, dir)
+	}
+}
+
+// A destination whose symlink is pointed at a file in another directory
+// has its old spare dropped when it is next staged: no spare is kept
+// for a file the destination no longer leads to, and none is used
+// outside the directory of the file replaced.
+func TestSpareDroppedWhenTheLinkMoves(t *testing.T) {
+	t.Cleanup(DropSpares)
+	root := t.TempDir()
+	rel1, rel2 := filepath.Join(root, "rel1"), filepath.Join(root, "rel2")
+	for _, d := range []string{rel1, rel2} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		put(t, filepath.Join(d, "app.conf"), "v1\n", 0o644)
+	}
+	dest := filepath.Join(root, "app.conf")
+	if err := os.Symlink(filepath.Join(rel1, "app.conf"), dest); err != nil {
+		t.Fatal(err)
+	}
+	install(t, file(dest, "v2\n", 0o644)).PrepareSpares()
+	if len(SparePaths()) != 1 {
+		t.Fatalf("spares %q, want one in %s", SparePaths(), rel1)
+	}
+
+	os.Remove(dest)
+	if err := os.Symlink(filepath.Join(rel2, "app.conf"), dest); err != nil {
+		t.Fatal(err)
+	}
+	txn := install(t, file(dest, "v3\n", 0o644))
+	noTemps(t, rel1) // the spare of the old target is gone
+	wantContent(t, filepath.Join(rel2, "app.conf"), "v3\n")
+	wantContent(t, filepath.Join(rel1, "app.conf"), "v2\n")
+	txn.PrepareSpares()
+	for _, p := range SparePaths() {
+		if filepath.Dir(p) != rel2 {
+			t.Errorf("spare %s kept outside %s", p, rel2)
+		}
 	}
 }
