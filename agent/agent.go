@@ -222,7 +222,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.sup = newSupervisor(a.log)
 	defer func() { a.sup.stopAll(a.targets); a.sup = nil }()
 	a.keepSpares = true
-	defer func() { a.keepSpares = false; render.DropSpares() }()
+	defer func() { a.keepSpares = false; a.dropSpares() }()
 
 	if err := a.startStatus(); err != nil {
 		return err

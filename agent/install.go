@@ -61,6 +61,17 @@ func (a *Agent) installDirs() []installDir {
 	return dirs
 }
 
+// dropSpares removes the spare temporary files of the agent's own
+// destinations (see render.PrepareSpares); another agent in the same
+// program keeps its own.
+func (a *Agent) dropSpares() {
+	dests := make([]string, len(a.templates))
+	for i, tf := range a.templates {
+		dests[i] = tf.cfg.Destination
+	}
+	render.DropSpares(dests...)
+}
+
 // logNotices logs what an install did without failing: a drifted mode or
 // owner fixed, a file written in place.
 func (a *Agent) logNotices(txn *render.Txn) {

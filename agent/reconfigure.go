@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/sseconfd/sseconfd/render"
 )
 
 // Load reads the config file at path, validates it and parses every
@@ -76,8 +74,8 @@ func (a *Agent) Config() *Config { return a.cfg }
 // whose config is unchanged are kept with their state.
 func (a *Agent) adopt(ctx context.Context, cfg *Config, templates []*templateFile) {
 	old := a.cfg
+	a.dropSpares() // a destination may have gone
 	a.cfg, a.templates = cfg, templates
-	render.DropSpares() // a destination may have gone
 	oldTargets := a.targets
 	a.targets, _ = newTargets(cfg, a.targets) // checked by ReloadConfig
 	if a.sup != nil {

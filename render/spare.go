@@ -140,14 +140,20 @@ func (sp spare) discard() {
 	sp.f.Close()
 }
 
-// DropSpares closes and removes every spare; the agent calls it when it
-// stops or its destinations may have changed.
-func DropSpares() {
+// DropSpares closes and removes the spares of dests; the agent calls it
+// with its destinations when it stops or they may have changed. Spares of
+// other destinations (another agent's in the same program) are kept.
+func DropSpares(dests ...string) {
+	var drop []spare
 	spares.Lock()
-	m := spares.m
-	spares.m = map[string]spare{}
+	for _, d := range dests {
+		if sp, ok := spares.m[d]; ok {
+			drop = append(drop, sp)
+			delete(spares.m, d)
+		}
+	}
 	spares.Unlock()
-	for _, sp := range m {
+	for _, sp := range drop {
 		sp.discard()
 	}
 }

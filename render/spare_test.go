@@ -19,10 +19,21 @@ func spareOf(dest string) string {
 	return ""
 }
 
+// dropAllSpares drops every spare of every destination.
+func dropAllSpares() {
+	spares.Lock()
+	var dests []string
+	for d := range spares.m {
+		dests = append(dests, d)
+	}
+	spares.Unlock()
+	DropSpares(dests...)
+}
+
 // A spare created after a commit is the file the next Stage of the same
 // destination writes; DropSpares removes what is left.
 func TestSpareServesTheNextStage(t *testing.T) {
-	t.Cleanup(DropSpares)
+	t.Cleanup(dropAllSpares)
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "app.conf")
 	install(t, file(dest, "v1\n", 0o640)).PrepareSpares()
@@ -58,7 +69,7 @@ func TestSpareServesTheNextStage(t *testing.T) {
 	if spareOf(dest) == "" {
 		t.Fatal("no new spare after the second commit")
 	}
-	DropSpares()
+	DropSpares(dest)
 	noTemps(t, dir)
 }
 
@@ -66,7 +77,7 @@ func TestSpareServesTheNextStage(t *testing.T) {
 // the next Stage creates its own temporary file, and the file the spare's
 // name now leads to is left as it is.
 func TestSpareNotTrustedAfterTampering(t *testing.T) {
-	t.Cleanup(DropSpares)
+	t.Cleanup(dropAllSpares)
 	tamper := map[string]func(t *testing.T, spare, dir string){
 		"written to": func(t *testing.T, spare, _ string) {
 			if err := os.WriteFile(spare, []byte("planted"), 0o600); err != nil {
@@ -140,7 +151,7 @@ func TestSpareNotTrustedAfterTampering(t *testing.T) {
 // each kept once: no temporary file is left that no spare holds, and no
 // more than maxSpares are kept.
 func TestConcurrentSparesLeaveNoOrphans(t *testing.T) {
-	t.Cleanup(DropSpares)
+	t.Cleanup(dropAllSpares)
 	dir := t.TempDir()
 	var files []File
 	for i := range maxSpares + 4 {
@@ -159,7 +170,7 @@ func TestConcurrentSparesLeaveNoOrphans(t *testing.T) {
 		if len(held) > maxSpares || len(temps) != len(held) {
 			t.Fatalf("round %d: %d temporary files, %d spares (at most %d)", round, len(temps), len(held), maxSpares)
 		}
-		DropSpares()
+		dropAllSpares()
 		noTemps(t, dir)
 	}
 }
@@ -169,7 +180,7 @@ func TestConcurrentSparesLeaveNoOrphans(t *testing.T) {
 // for a file the destination no longer leads to, and none is used
 // outside the directory of the file replaced.
 func TestSpareDroppedWhenTheLinkMoves(t *testing.T) {
-	t.Cleanup(DropSpares)
+	t.Cleanup(dropAllSpares)
 	root := t.TempDir()
 	rel1, rel2 := filepath.Join(root, "rel1"), filepath.Join(root, "rel2")
 	for _, d := range []string{rel1, rel2} {

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sseconfd/sseconfd/render"
+)
+
+// tempsIn returns the agent's temporary files in dir.
+func tempsIn(dir string) []string {
+	found, _ := filepath.Glob(filepath.Join(dir, render.TempPrefix+"*"))
+	return found
+}
+
+// Many updates of more destinations than spares are kept, over several
+// starts and stops of Run: at most 16 spares at a time, each a file on
+// disk, and no descriptor or file left once Run has returned.
+func TestSparesLeakNothingAcrossRuns(t *testing.T) {
+	const dests = 20
+	cs, url := startServer(t, "dev", map[string]any{"v": "0"})
+	dir := t.TempDir()
+	text := baseConfig(url)
+	for i := range dests {
+		text += templateBlock(t, dir, fmt.Sprintf("f%d.conf", i), "v={{.Settings.v}}\n", "")
+	}
+	a, _ := newTestAgent(t, dir, text)
+	last := filepath.Join(dir, fmt.Sprintf("f%d.conf", dests-1))
+	runAgent(t, a)()
+	before := openFDs(t)
+
+	for run := range 3 {
+		stop := runAgent(t, a)
+		for i := range 10 {
+			v := fmt.Sprintf("%d.%d", run, i)
+			post(t, cs, "dev", map[string]any{"v": v})
+			eventually(t, 10*time.Second, fileHas(last, "v="+v+"\n"))
+			eventually(t, 10*time.Second, func() string {
+				held, temps := render.SparePaths(), tempsIn(dir)
+				if len(held) != 16 || len(temps) != len(held) {
+					return fmt.Sprintf("%d spares, %d temporary files; want 16 of each", len(held), len(temps))
+				}
+				return ""
+			})
+		}
+		stop()
+		if left := tempsIn(dir); len(left) > 0 {
+			t.Fatalf("run %d: left %q", run, left)
+		}
+		eventually(t, 10*time.Second, func() string {
+			if n := openFDs(t); n > before {
+				return fmt.Sprintf("run %d: %d descriptors open, %d before", run, n, before)
+			}
+			return ""
+		})
+	}
+}
+
+// Two agents in one program: when one stops, the other keeps its spares
+// (a config reload drops only the reloading agent's, the same way).
+func TestOneAgentStoppingKeepsTheOthersSpares(t *testing.T) {
+	_, url := startServer(t, "dev", map[string]any{"v": "1"})
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a, _ := newTestAgent(t, dirA, baseConfig(url)+templateBlock(t, dirA, "a.conf", "v={{.Settings.v}}\n", ""))
+	b, _ := newTestAgent(t, dirB, baseConfig(url)+templateBlock(t, dirB, "b.conf", "v={{.Settings.v}}\n", ""))
+	stopA := runAgent(t, a)
+	stopB := runAgent(t, b)
+	defer stopB()
+	oneSpare := func(dir string) func() string {
+		return func() string {
+			if n := len(tempsIn(dir)); n != 1 {
+				return fmt.Sprintf("%d temporary files in %s, want a spare", n, dir)
+			}
+			return ""
+		}
+	}
+	eventually(t, 10*time.Second, oneSpare(dirA))
+	eventually(t, 10*time.Second, oneSpare(dirB))
+	spareB := tempsIn(dirB)[0]
+
+	stopA()
+	if left := tempsIn(dirA); len(left) > 0 {
+		t.Fatalf("the stopped agent left %q", left)
+	}
+	if _, err := os.Stat(spareB); err != nil {
+		t.Fatalf("the running agent's spare went when the other stopped: %v", err)
+	}
+	held := strings.Join(render.SparePaths(), " ")
+	if !strings.Contains(held, spareB) {
+		t.Fatalf("spares %q: the running agent's %s is no longer held", held, spareB)
+	}
+}
