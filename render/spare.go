@@ -3,6 +3,7 @@ package render
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 )
@@ -130,14 +131,35 @@ func (sp spare) untouched() bool {
 		own.Uid == m.Uid && own.Gid == m.Gid && own.Ctim == m.Ctim
 }
 
-// discard closes the spare, and removes it if its name still leads to it.
+// discard closes the spare and removes it from where it is now: under
+// its name, or where a rename of its directory took it.
 func (sp spare) discard() {
-	var own, named syscall.Stat_t
-	if syscall.Fstat(int(sp.f.Fd()), &own) == nil && syscall.Lstat(sp.f.Name(), &named) == nil &&
-		own.Dev == named.Dev && own.Ino == named.Ino {
-		os.Remove(sp.f.Name())
+	if p, ok := sp.whereNow(); ok {
+		os.Remove(p)
 	}
 	sp.f.Close()
+}
+
+// whereNow returns a path that leads to the spare now and is a temporary
+// file's name: its own name, or the one the kernel gives its descriptor
+// after a rename of its directory. A spare removed has none.
+func (sp spare) whereNow() (string, bool) {
+	var own syscall.Stat_t
+	if syscall.Fstat(int(sp.f.Fd()), &own) != nil || own.Nlink == 0 {
+		return "", false
+	}
+	paths := []string{sp.f.Name()}
+	if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(sp.f.Fd()))); err == nil {
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
+		var named syscall.Stat_t
+		if IsTemp(filepath.Base(p)) && syscall.Lstat(p, &named) == nil &&
+			named.Dev == own.Dev && named.Ino == own.Ino {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // DropSpares closes and removes the spares of dests; the agent calls it

@@ -1,11 +1,14 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -212,4 +215,104 @@ func TestSpareDroppedWhenTheLinkMoves(t *testing.T) {
 			t.Errorf("spare %s kept outside %s", p, rel2)
 		}
 	}
+}
+
+// A spare whose directory was renamed away (and a new one made in its
+// place) is not used, and is removed from where it went: no temporary
+// file is left in the renamed directory.
+func TestSpareOfARenamedDirectoryRemoved(t *testing.T) {
+	t.Cleanup(dropAllSpares)
+	root := t.TempDir()
+	dir, moved := filepath.Join(root, "app"), filepath.Join(root, "app.old")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "app.conf")
+	install(t, file(dest, "v1\n", 0o644)).PrepareSpares()
+	spare := spareOf(dest)
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	txn := install(t, file(dest, "v2\n", 0o644))
+	if got := txn.StagedPath(dest); got == spare {
+		t.Fatalf("the spare of the renamed directory was used")
+	}
+	wantContent(t, dest, "v2\n")
+	wantContent(t, filepath.Join(moved, "app.conf"), "v1\n")
+	noTemps(t, dir, moved)
+}
+
+// The content written into a spare gets the destination's mode and
+// owner as it is now (set by someone since the spare was made), not the
+// spare's 0600 and the agent's owner.
+func TestSpareTakesTheDestinationsModeAndOwner(t *testing.T) {
+	requireRoot(t, "chown")
+	t.Cleanup(dropAllSpares)
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	install(t, file(dest, "v1\n", 0o644)).PrepareSpares()
+	spare := spareOf(dest)
+	if err := os.Chown(dest, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dest, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	txn := install(t, file(dest, "v2\n", 0)) // mode and owner unset: kept
+	if got := txn.StagedPath(dest); got != "" && got != spare {
+		t.Fatalf("staged in %s, want the spare %s", got, spare)
+	}
+	fi, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := owner(fi)
+	if fi.Mode().Perm() != 0o640 || uid != nobody || gid != nobody {
+		t.Fatalf("%s: mode %v owner %d:%d, want 0640 %d:%d", dest, fi.Mode().Perm(), uid, gid, nobody, nobody)
+	}
+	wantContent(t, dest, "v2\n")
+}
+
+// A spare cannot be made on a read-only filesystem, nor written on a
+// full one: neither is an error of its own, and the update after each
+// goes as it would without spares (the full disk's error is ENOSPC
+// naming the destination, and no temporary file is left).
+func TestSpareOnReadOnlyAndFullFilesystems(t *testing.T) {
+	t.Cleanup(dropAllSpares)
+	dir := t.TempDir()
+	mount(t, "tmpfs", dir, "tmpfs", 0, "size=64k,mode=0755")
+	dest := filepath.Join(dir, "app.conf")
+	txn := install(t, file(dest, "v1\n", 0o644))
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Skipf("skipped: remount read-only: %v", err)
+	}
+	txn.PrepareSpares()
+	if got := spareOf(dest); got != "" {
+		t.Fatalf("spare %s on a read-only filesystem", got)
+	}
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	txn.PrepareSpares()
+	if spareOf(dest) == "" {
+		t.Fatal("no spare once writable again")
+	}
+	fill := filepath.Join(dir, "fill")
+	os.WriteFile(fill, make([]byte, 128<<10), 0o644) // fails when full: that is the point
+	_, err := Stage([]File{file(dest, strings.Repeat("x", 32<<10), 0o644)})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), dest) {
+		t.Fatalf("Stage on a full disk: %v, want ENOSPC naming %s", err, dest)
+	}
+	wantContent(t, dest, "v1\n")
+	noTemps(t, dir)
+	os.Remove(fill)
+	wantContent(t, dest, "v1\n")
+	install(t, file(dest, "v2\n", 0o644))
+	wantContent(t, dest, "v2\n")
 }
