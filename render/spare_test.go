@@ -316,3 +316,54 @@ func TestSpareOnReadOnlyAndFullFilesystems(t *testing.T) {
 	install(t, file(dest, "v2\n", 0o644))
 	wantContent(t, dest, "v2\n")
 }
+
+// A destination written in place (a bind-mounted file) gets no spare:
+// its next update cannot rename one either. Beside it, a destination in
+// the same update that was renamed gets one.
+func TestNoSpareForADestinationWrittenInPlace(t *testing.T) {
+	t.Cleanup(dropAllSpares)
+	dir := t.TempDir()
+	dest := put(t, filepath.Join(dir, "app.conf"), "under the mount\n", 0o644)
+	other := filepath.Join(dir, "other.conf")
+	bindFile(t, dest, "old\n")
+	f := file(dest, "new\n", 0o644)
+	f.InPlace = true
+	install(t, f, file(other, "other\n", 0o644)).PrepareSpares()
+	if got := spareOf(dest); got != "" {
+		t.Fatalf("spare %s for a destination written in place", got)
+	}
+	if spareOf(other) == "" {
+		t.Fatal("no spare for the renamed destination beside it")
+	}
+	dropAllSpares()
+	noTemps(t, dir)
+}
+
+// With backup set, the spare takes the new content and the backup gets a
+// temporary file of its own: the destination holds the new version, the
+// backup the old one, each with its own mode.
+func TestSpareHoldsTheContentNotTheBackup(t *testing.T) {
+	t.Cleanup(dropAllSpares)
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	install(t, file(dest, "v1\n", 0o640)).PrepareSpares()
+	spare := spareOf(dest)
+	f := file(dest, "v2\n", 0o644)
+	f.Backup = true
+	txn, err := Stage([]File{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(txn.Abort)
+	if got := txn.StagedPath(dest); got != spare {
+		t.Fatalf("content staged in %s, want the spare %s", got, spare)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, dest, "v2\n")
+	wantContent(t, BackupPath(dest), "v1\n")
+	wantMeta(t, dest, 0o644, -1, -1)
+	wantMeta(t, BackupPath(dest), 0o640, -1, -1)
+	noTemps(t, dir)
+}
