@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/sseconfd/sseconfd/render"
 )
@@ -92,5 +96,50 @@ func TestOneAgentStoppingKeepsTheOthersSpares(t *testing.T) {
 	held := strings.Join(render.SparePaths(), " ")
 	if !strings.Contains(held, spareB) {
 		t.Fatalf("spares %q: the running agent's %s is no longer held", held, spareB)
+	}
+}
+
+// A config reload that gives a destination another mode and owner while
+// its spare waits: the next update's file has the new mode and owner, and
+// the spare made under the old config is gone.
+func TestReloadChangesModeAndOwnerWhileASpareWaits(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: chown needs root (CI runs the tests as root)")
+	}
+	cs, url := startServer(t, "dev", map[string]any{"v": "1"})
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.conf")
+	block := templateBlock(t, dir, "app.conf", "v={{.Settings.v}}\n", "")
+	path := writeFile(t, dir, "sseconfd.toml", baseConfig(url)+block+"mode = \"0644\"\n")
+	a, err := Load(path, zap.NewNop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(dest, "v=1\n"))
+	eventually(t, 10*time.Second, func() string {
+		if len(tempsIn(dir)) != 1 {
+			return fmt.Sprintf("temporary files %q, want a spare", tempsIn(dir))
+		}
+		return ""
+	})
+	old := tempsIn(dir)[0]
+
+	writeFile(t, dir, "sseconfd.toml", baseConfig(url)+block+"mode = \"0600\"\nuser = \"65534\"\ngroup = \"65534\"\n")
+	if _, err := a.ReloadConfig(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	post(t, cs, "dev", map[string]any{"v": "2"})
+	eventually(t, 10*time.Second, fileHas(dest, "v=2\n"))
+	fi, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o600 || st.Uid != 65534 || st.Gid != 65534 {
+		t.Fatalf("%s: mode %v owner %d:%d, want 0600 65534:65534", dest, fi.Mode().Perm(), st.Uid, st.Gid)
+	}
+	if _, err := os.Stat(old); err == nil {
+		t.Fatalf("the spare made under the old config, %s, is still there", old)
 	}
 }
