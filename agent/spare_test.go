@@ -143,3 +143,33 @@ func TestReloadChangesModeAndOwnerWhileASpareWaits(t *testing.T) {
 		t.Fatalf("the spare made under the old config, %s, is still there", old)
 	}
 }
+
+// A reload command started while spares wait inherits none of their
+// descriptors.
+func TestReloadCommandInheritsNoSpare(t *testing.T) {
+	cs, url := startServer(t, "dev", map[string]any{"a": "1", "b": "1"})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "fds.txt")
+	text := baseConfig(url) +
+		templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "") +
+		templateBlock(t, dir, "b.conf", "b={{.Settings.b}}\n", "list") +
+		fmt.Sprintf("\n[[reload]]\nname = \"list\"\ncommand = \"ls -l /proc/$$/fd/ > %s\"\n", out)
+	a, _ := newTestAgent(t, dir, text)
+	runAgent(t, a)
+	eventually(t, 10*time.Second, fileHas(filepath.Join(dir, "b.conf"), "b=1\n"))
+	eventually(t, 10*time.Second, func() string {
+		if n := len(render.SparePaths()); n != 2 {
+			return fmt.Sprintf("%d spares, want 2", n)
+		}
+		return ""
+	})
+	os.Remove(out)
+
+	post(t, cs, "dev", map[string]any{"a": "1", "b": "2"}) // a.conf's spare waits meanwhile
+	eventually(t, 10*time.Second, fileHas(out, "0"))
+	eventually(t, 10*time.Second, fileHas(filepath.Join(dir, "b.conf"), "b=2\n"))
+	b, _ := os.ReadFile(out)
+	if strings.Contains(string(b), render.TempPrefix) {
+		t.Fatalf("the reload command inherited a spare:\n%s", b)
+	}
+}
