@@ -54,14 +54,7 @@ func (t *Txn) PrepareSpares() {
 		if !ok {
 			continue
 		}
-		spares.Lock()
-		_, have := spares.m[s.Path]
-		kept := !have && len(spares.m) < maxSpares
-		if kept {
-			spares.m[s.Path] = sp
-		}
-		spares.Unlock()
-		if !kept { // another goroutine was quicker
+		if !keepSpare(s.Path, sp) { // another goroutine was quicker
 			sp.discard()
 		}
 	}
@@ -73,6 +66,19 @@ func roomForSpare(dest string) bool {
 	defer spares.Unlock()
 	_, have := spares.m[dest]
 	return !have && len(spares.m) < maxSpares
+}
+
+// keepSpare stores sp as dest's spare, unless dest has one or there is no
+// room left; it reports whether sp was kept.
+func keepSpare(dest string, sp spare) bool {
+	spares.Lock()
+	defer spares.Unlock()
+	_, have := spares.m[dest]
+	if have || len(spares.m) >= maxSpares {
+		return false
+	}
+	spares.m[dest] = sp
+	return true
 }
 
 // makeSpare creates an empty temporary file beside target.
