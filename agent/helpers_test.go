@@ -215,6 +215,31 @@ func newTestAgent(t testing.TB, dir, text string) (*Agent, *observer.ObservedLog
 	return a, logs
 }
 
+// legacyTarget is a [[reload]] named "app" sending SIGHUP to the
+// legacyapp whose pid file is pidFile; extra lines are added to it.
+func legacyTarget(pidFile string, extra ...string) string {
+	block := fmt.Sprintf("\n[[reload]]\nname = \"app\"\nsignal = \"SIGHUP\"\npid_file = %q\nprocess_name = \"legacyapp\"\n",
+		pidFile)
+	for _, line := range extra {
+		block += line + "\n"
+	}
+	return block
+}
+
+// applySettings applies settings to a as a snapshot of origin "test".
+func applySettings(t testing.TB, a *Agent, settings map[string]any) Result {
+	t.Helper()
+	snap, err := NewSnapshot(settings, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Apply(context.Background(), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // templateBlock is one [[template]] rendering source text to dir/dest.
 func templateBlock(t testing.TB, dir, dest, text, reload string) string {
 	t.Helper()

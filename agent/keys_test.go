@@ -34,14 +34,7 @@ func TestOnlyTemplatesWhoseKeysChangedRender(t *testing.T) {
 	}
 	apply := func(settings map[string]any, want []string) {
 		t.Helper()
-		snap, err := NewSnapshot(settings, "test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := a.Apply(context.Background(), snap)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := applySettings(t, a, settings)
 		slices.Sort(res.Rendered)
 		slices.Sort(want)
 		if !slices.Equal(res.Rendered, want) {
@@ -215,13 +208,7 @@ func TestTrustedDestinationReplacedRenders(t *testing.T) {
 	update := func() {
 		t.Helper()
 		n++
-		snap, err := NewSnapshot(map[string]any{"a": "1", "other": int64(n)}, "test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.Apply(context.Background(), snap); err != nil {
-			t.Fatal(err)
-		}
+		applySettings(t, a, map[string]any{"a": "1", "other": int64(n)})
 		if msg := fileHas(dest, "a=1\n")(); msg != "" {
 			t.Fatal(msg)
 		}
@@ -317,25 +304,12 @@ func TestSkippedFileEditedDuringHoldIsPutBack(t *testing.T) {
 	pidFile, records := legacyApp(t, dir, aConf)
 	text := baseConfig("http://127.0.0.1:1") +
 		templateBlock(t, dir, "a.conf", "a={{.Settings.x}}\n", "app") +
-		templateBlock(t, dir, "b.conf", "b={{.Settings.y}}\n", "app") + fmt.Sprintf(`
-[[reload]]
-name = "app"
-signal = "SIGHUP"
-pid_file = %q
-process_name = "legacyapp"
-`, pidFile)
+		templateBlock(t, dir, "b.conf", "b={{.Settings.y}}\n", "app") + legacyTarget(pidFile)
 	a, _ := newTestAgent(t, dir, text)
 	sent := 0
 	apply := func(x int, rendered, changed []string) {
 		t.Helper()
-		snap, err := NewSnapshot(map[string]any{"x": int64(x), "y": int64(1)}, "test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := a.Apply(context.Background(), snap)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := applySettings(t, a, map[string]any{"x": int64(x), "y": int64(1)})
 		slices.Sort(res.Rendered)
 		slices.Sort(res.Changed)
 		if !slices.Equal(res.Rendered, rendered) || !slices.Equal(res.Changed, changed) {

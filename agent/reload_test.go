@@ -358,13 +358,7 @@ func TestLegacyAppOneSIGHUPPerUpdate(t *testing.T) {
 	text := baseConfig(url) +
 		templateBlock(t, dir, "a.conf", "a={{ .Settings.x }}", "app") +
 		templateBlock(t, dir, "b.conf", "b={{ .Settings.x }}", "app") +
-		templateBlock(t, dir, "other.conf", "y={{ .Settings.y }}", "") + fmt.Sprintf(`
-[[reload]]
-name = "app"
-signal = "SIGHUP"
-pid_file = %q
-process_name = "legacyapp"
-`, pidFile)
+		templateBlock(t, dir, "other.conf", "y={{ .Settings.y }}", "") + legacyTarget(pidFile)
 	a, logs := newTestAgent(t, dir, text)
 	runAgent(t, a)
 	eventually(t, 10*time.Second, fileHas(appFile, "a=1"))
@@ -445,13 +439,7 @@ func TestStalePIDFileRefused(t *testing.T) {
 	cs, url := startServer(t, "dev", map[string]any{"x": 1})
 	sleep := startProcess(t, "sleep", "600") // SIGHUP would kill it
 	pidFile := writeFile(t, dir, "app.pid", strconv.Itoa(sleep.Process.Pid))
-	text := baseConfig(url) + templateBlock(t, dir, "a.conf", "a={{ .Settings.x }}", "app") + fmt.Sprintf(`
-[[reload]]
-name = "app"
-signal = "SIGHUP"
-pid_file = %q
-process_name = "legacyapp"
-`, pidFile)
+	text := baseConfig(url) + templateBlock(t, dir, "a.conf", "a={{ .Settings.x }}", "app") + legacyTarget(pidFile)
 	a, logs := newTestAgent(t, dir, text)
 	runAgent(t, a)
 	eventually(t, 10*time.Second, logHas(logs, "reload refused"))
@@ -479,14 +467,8 @@ func TestMinIntervalBurst(t *testing.T) {
 	appFile := filepath.Join(dir, "a.conf")
 	// resync catches the last event should the server drop it for a slow reader.
 	text := strings.Replace(baseConfig(url), `resync_interval = "0s"`, `resync_interval = "1s"`, 1) +
-		templateBlock(t, dir, "a.conf", "n={{ .Settings.n }}", "app") + fmt.Sprintf(`
-[[reload]]
-name = "app"
-signal = "SIGHUP"
-pid_file = %q
-process_name = "legacyapp"
-min_interval = "1s"
-`, filepath.Join(dir, "legacyapp.pid"))
+		templateBlock(t, dir, "a.conf", "n={{ .Settings.n }}", "app") +
+		legacyTarget(filepath.Join(dir, "legacyapp.pid"), `min_interval = "1s"`)
 	a, logs := newTestAgent(t, dir, text)
 	runAgent(t, a)
 	eventually(t, 10*time.Second, fileHas(appFile, "n=0"))
