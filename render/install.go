@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/natefinch/atomic"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultMode is the mode of a new file whose template sets none.
@@ -78,6 +79,7 @@ type staged struct {
 	uid, gid int         // the owner the file gets; -1: the agent's
 	inPlace  bool        // Commit had to overwrite the target in place
 	open     *os.File    // temp, still open for its fsync (see keptOpen); nil once synced
+	held     *os.File    // the file the rename replaces, held open until Abort (see holdOld)
 }
 
 // keptOpen is how many staged temporary files one Stage keeps open until
@@ -300,8 +302,10 @@ func (t *Txn) Rollback() error {
 	return errors.Join(errs...)
 }
 
-// Abort removes the temporary files not yet renamed. It is safe to call
-// more than once and after Commit.
+// Abort removes the temporary files not yet renamed and closes the
+// replaced files Stage held open (see holdOld), which frees their blocks:
+// call it once the programs are told. It is safe to call more than once
+// and after Commit.
 func (t *Txn) Abort() {
 	for _, s := range t.files {
 		s.removeTemps()
@@ -312,6 +316,10 @@ func (s *staged) removeTemps() {
 	if s.open != nil {
 		s.open.Close()
 		s.open = nil
+	}
+	if s.held != nil {
+		s.held.Close()
+		s.held = nil
 	}
 	for _, p := range []*string{&s.temp, &s.backup} {
 		if *p != "" {
@@ -357,7 +365,25 @@ func (t *Txn) stage(f File, keepOpen bool) (*staged, error) {
 		return nil, err
 	}
 	forgetSignature(target)
+	if keepOpen {
+		s.holdOld()
+	}
 	return s, s.writeTemps(keepOpen)
+}
+
+// holdOld opens the file the rename will replace (O_PATH: no read, no
+// wait on a FIFO) and keeps it open until Abort. A rename over a file
+// that nothing holds open frees that file's blocks in the rename itself:
+// about 200 us on the bench VM's ext4, as long as the rest of what the
+// agent adds to an update, between the rename and the signal. Held, the
+// rename takes about 20 us, and the blocks are freed when Abort closes
+// it, after the caller has sent its signals. Without the hold nothing is
+// lost but time.
+func (s *staged) holdOld() {
+	fd, err := unix.Open(s.target, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		s.held = os.NewFile(uintptr(fd), s.target)
+	}
 }
 
 // keepUnset takes the mode and owner that f leaves unset from old.

@@ -511,3 +511,63 @@ func TestStageLeavesNoDescriptorOpen(t *testing.T) {
 		}
 	}
 }
+
+// openFDs returns what each of this process's descriptors leads to.
+func openFDs(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil {
+			out = append(out, link)
+		}
+	}
+	return out
+}
+
+// The file a commit replaces is held open until Abort, so that the rename
+// does not free its blocks before the caller's signals (see holdOld);
+// Abort closes it, and at most keptOpen are held in one Stage.
+func TestReplacedFileHeldUntilAbort(t *testing.T) {
+	dir := t.TempDir()
+	var files []File
+	for i := range keptOpen + 4 {
+		dest := put(t, filepath.Join(dir, fmt.Sprintf("f%02d.conf", i)), "old\n", 0o644)
+		files = append(files, file(dest, "new\n", 0o644))
+	}
+	deleted := func() int {
+		n := 0
+		for _, link := range openFDs(t) {
+			if strings.HasPrefix(link, dir) && strings.HasSuffix(link, " (deleted)") {
+				n++
+			}
+		}
+		return n
+	}
+	before := len(openFDs(t))
+	txn, err := Stage(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := deleted(); n != keptOpen {
+		t.Errorf("after Commit: %d replaced files held open, want %d", n, keptOpen)
+	}
+	txn.Abort()
+	if n := deleted(); n != 0 {
+		t.Errorf("after Abort: %d replaced files still open", n)
+	}
+	if after := len(openFDs(t)); after != before {
+		t.Errorf("descriptors: %d before Stage, %d after Abort", before, after)
+	}
+	for _, f := range files {
+		if b, _ := os.ReadFile(f.Path); string(b) != "new\n" {
+			t.Fatalf("%s holds %q", f.Path, b)
+		}
+	}
+}
