@@ -20,7 +20,8 @@ func TestCacheRendersLikeTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "cache.json")
-	for _, n := range []string{"1.0", "-0.0", "1e21", "2.5", "1e400", "-0", "100", "12345678901234567890", "0.1e-400"} {
+	for _, n := range []string{"1.0", "-0.0", "1e21", "2.5",
+		"1e400", "-0", "100", "12345678901234567890", "0.1e-400"} {
 		t.Run(n, func(t *testing.T) {
 			snap, err := DecodeEvent([]byte(fmt.Sprintf(`{"settings":{"n":%s}}`, n)))
 			if err != nil {

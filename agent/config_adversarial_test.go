@@ -38,7 +38,8 @@ func TestSourceURLCheckedAtLoad(t *testing.T) {
 		})
 	}
 
-	for _, ok := range []string{"http://127.0.0.1:8080", "https://config.example.com/base/", "http://u:p@[::1]:80"} {
+	for _, ok := range []string{"http://127.0.0.1:8080", "https://config.example.com/base/",
+		"http://u:p@[::1]:80"} {
 		text := fmt.Sprintf("[source]\nurl = %q\nenv = \"dev\"\n", ok)
 		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err != nil &&
 			strings.Contains(err.Error(), "source.url") {
@@ -126,7 +127,8 @@ func TestSourceHeadersCheckedAtLoad(t *testing.T) {
 // second from every agent; idle_timeout = "1ns" drops every connection
 // the moment it opens. validate said ok to both.
 func TestTightLoopDurationsRefused(t *testing.T) {
-	for _, kv := range []string{`resync_interval = "1ns"`, `resync_interval = "999ms"`, `idle_timeout = "1ns"`, `idle_timeout = "500ms"`} {
+	for _, kv := range []string{`resync_interval = "1ns"`, `resync_interval = "999ms"`,
+		`idle_timeout = "1ns"`, `idle_timeout = "500ms"`} {
 		text := "[source]\nurl = \"http://127.0.0.1:1\"\nenv = \"dev\"\n" + kv + "\n"
 		key := "source." + strings.Fields(kv)[0]
 		if _, err := ParseConfig("sseconfd.toml", []byte(text)); err == nil || !strings.Contains(err.Error(), key) {

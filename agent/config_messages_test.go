@@ -12,7 +12,8 @@ func TestConfigMessagesSayWhatToWrite(t *testing.T) {
 		"[[template]]\nsource = \"t\"\ndestination = \"/tmp/d\"\n"
 	tests := []struct{ name, extra, want string }{
 		{"unquoted mode", "mode = 644\n", `template[0].mode: want an octal mode in quotes such as "0644", got`},
-		{"two ways to reload", "reload = \"r\"\n[[reload]]\nname = \"r\"\ncommand = \"true\"\nsignal = \"SIGHUP\"\npid_file = \"/run/x.pid\"\n",
+		{"two ways to reload",
+			"reload = \"r\"\n[[reload]]\nname = \"r\"\ncommand = \"true\"\nsignal = \"SIGHUP\"\npid_file = \"/run/x.pid\"\n",
 			"set only one of command, exec, or signal with pid_file"},
 	}
 	for _, tc := range tests {

@@ -46,9 +46,11 @@ command = "true"
 	}
 	want := []string{
 		path + ":4: source.idle_timeout: want a duration in quotes such as \"30s\", got an integer",
-		path + ":12: template[1].destination: directory " + filepath.Join(dir, "missing") + " does not exist; create it, or set create_dirs = true",
+		path + ":12: template[1].destination: directory " + filepath.Join(dir, "missing") +
+			" does not exist; create it, or set create_dirs = true",
 		path + ":13: template[1].mdoe: unknown key (did you mean \"mode\"?)",
-		path + ":17: template[2].destination: " + filepath.Join(dir, "out.conf") + " is also the destination of template[0]",
+		path + ":17: template[2].destination: " + filepath.Join(dir, "out.conf") +
+			" is also the destination of template[0]",
 		path + ":20: reload[0].name: no [[template]] names \"app\" in its reload key, so it would never run",
 		broken + ":3: unexpected \"}\" in operand",
 	}

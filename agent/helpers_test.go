@@ -218,8 +218,8 @@ func newTestAgent(t testing.TB, dir, text string) (*Agent, *observer.ObservedLog
 // legacyTarget is a [[reload]] named "app" sending SIGHUP to the
 // legacyapp whose pid file is pidFile; extra lines are added to it.
 func legacyTarget(pidFile string, extra ...string) string {
-	block := fmt.Sprintf("\n[[reload]]\nname = \"app\"\nsignal = \"SIGHUP\"\npid_file = %q\nprocess_name = \"legacyapp\"\n",
-		pidFile)
+	block := fmt.Sprintf("\n[[reload]]\nname = \"app\"\nsignal = \"SIGHUP\"\n"+
+		"pid_file = %q\nprocess_name = \"legacyapp\"\n", pidFile)
 	for _, line := range extra {
 		block += line + "\n"
 	}

@@ -52,7 +52,8 @@ func (c *installCase) config(t *testing.T, url, extra string, names ...string) *
 			filepath.Join(c.dir, n+".tmpl"), c.path(n), extra)
 	}
 	fmt.Fprintf(&b, "[[reload]]\nname = \"app\"\n")
-	fmt.Fprintf(&b, "check = 'if [ -e %s ]; then echo \"app: bad directive on line 7\" >&2; exit 1; fi'\n", c.fail)
+	fmt.Fprintf(&b, "check = 'if [ -e %s ]; then echo \"app: bad directive on line 7\" >&2; exit 1; fi'\n",
+		c.fail)
 	fmt.Fprintf(&b, "command = 'echo reload >> %s'\n", c.reloads)
 	return loadConfig(t, c.dir, b.String())
 }
@@ -299,7 +300,8 @@ func TestCorruptCacheIgnored(t *testing.T) {
 	})
 	stop()
 	wantFile(t, c.path("a"), "a old\n")
-	if err := logged(logs, "cache ignored")[0].ContextMap()["error"]; !strings.Contains(fmt.Sprint(err), "corrupt") {
+	err := logged(logs, "cache ignored")[0].ContextMap()["error"]
+	if !strings.Contains(fmt.Sprint(err), "corrupt") {
 		t.Errorf("cache ignored because %v, want it called corrupt", err)
 	}
 }

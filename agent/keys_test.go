@@ -157,7 +157,8 @@ func TestRejectedAndRolledBackUpdatesLeaveNoStaleFile(t *testing.T) {
 	ok := filepath.Join(dir, "ok")
 	text := baseConfig("http://127.0.0.1:1") +
 		templateBlock(t, dir, "a.conf", "a={{.Settings.a}}\n", "checked") +
-		templateBlock(t, dir, "b.conf", `b={{if eq .Settings.b "bad"}}{{fail "no"}}{{end}}{{.Settings.b}}`+"\n", "") +
+		templateBlock(t, dir, "b.conf",
+			`b={{if eq .Settings.b "bad"}}{{fail "no"}}{{end}}{{.Settings.b}}`+"\n", "") +
 		fmt.Sprintf("\n[[reload]]\nname = \"checked\"\ncommand = \"true\"\ncheck = \"test -f %s\"\n", ok)
 	a, _ := newTestAgent(t, dir, text)
 	apply := func(settings map[string]any, wantErr bool) {

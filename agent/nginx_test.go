@@ -25,7 +25,8 @@ func findNginx(t *testing.T) string {
 		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr == nil {
 			return "/usr/sbin/nginx"
 		}
-		msg := fmt.Sprintf("nginx not installed: not in PATH nor /usr/sbin (%v); install the Debian package nginx", err)
+		msg := fmt.Sprintf("nginx not installed: not in PATH nor /usr/sbin (%v); install the Debian package nginx",
+			err)
 		if os.Getenv("SSECONFD_REQUIRE_NGINX") == "1" {
 			t.Fatal(msg + ", SSECONFD_REQUIRE_NGINX=1 requires it")
 		}

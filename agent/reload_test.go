@@ -128,7 +128,8 @@ func TestConfirmPID(t *testing.T) {
 		{name: "init", content: "1\n", wantErr: "never a target"},
 		{name: "own", content: strconv.Itoa(os.Getpid()), wantErr: "this agent"},
 		{name: "gone", content: strconv.Itoa(gone.Process.Pid), wantErr: "stale pid file"},
-		{name: "other program", content: strconv.Itoa(sleep.Process.Pid), processName: "nginx", wantErr: `not "nginx"`},
+		{name: "other program", content: strconv.Itoa(sleep.Process.Pid),
+			processName: "nginx", wantErr: `not "nginx"`},
 		{name: "comm matches", content: strconv.Itoa(sleep.Process.Pid), processName: "sleep",
 			wantPID: sleep.Process.Pid},
 		{name: "no name check", content: strconv.Itoa(sleep.Process.Pid) + "\n", wantPID: sleep.Process.Pid},
@@ -185,15 +186,19 @@ func TestReloadConfigValidation(t *testing.T) {
 		wantErr string // "" = valid
 	}{
 		{name: "signal", reload: `signal = "SIGUSR1"` + "\npid_file = \"/run/x.pid\""},
-		{name: "unknown signal", reload: `signal = "SIGNOPE"` + "\npid_file = \"/run/x.pid\"", wantErr: `unknown signal "SIGNOPE"`},
+		{name: "unknown signal", reload: `signal = "SIGNOPE"` + "\npid_file = \"/run/x.pid\"",
+			wantErr: `unknown signal "SIGNOPE"`},
 		{name: "exec", reload: `exec = "sleep 1"` + "\nmax_restarts = 0\nkill_timeout = \"1s\""},
 		{name: "exec and command", reload: `exec = "sleep 1"` + "\ncommand = \"true\"", wantErr: "set only one of"},
 		{name: "nothing", reload: `check = "true"`, wantErr: "set command, exec"},
-		{name: "restarts not a number", reload: `exec = "sleep 1"` + "\nmax_restarts = \"many\"", wantErr: "max_restarts"},
+		{name: "restarts not a number", reload: `exec = "sleep 1"` + "\nmax_restarts = \"many\"",
+			wantErr: "max_restarts"},
 		{name: "negative restarts", reload: `exec = "sleep 1"` + "\nmax_restarts = -1", wantErr: "max_restarts"},
-		{name: "check_staged", reload: `command = "true"` + "\ncheck_staged = \"test -s \\\"$SSECONFD_STAGED\\\"\""},
+		{name: "check_staged",
+			reload: `command = "true"` + "\ncheck_staged = \"test -s \\\"$SSECONFD_STAGED\\\"\""},
 		{name: "quiescence", reload: `command = "true"`, apply: "wait_min = \"1s\"\nwait_max = \"3s\""},
-		{name: "wait_max too short", reload: `command = "true"`, apply: "wait_min = \"2s\"\nwait_max = \"1s\"", wantErr: "apply.wait_max"},
+		{name: "wait_max too short", reload: `command = "true"`,
+			apply: "wait_min = \"2s\"\nwait_max = \"1s\"", wantErr: "apply.wait_max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -321,7 +326,8 @@ func TestRunCommandBackgroundHolderReturns(t *testing.T) {
 			t.Fatalf("runCommand(%q) = %v, want success", command, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("runCommand(%q) still running after 10s: a background process holding its output hangs it", command)
+		t.Fatalf("runCommand(%q) still running after 10s: a background process holding its output hangs it",
+			command)
 	}
 	pid := readPID(t, pidFile)
 	if !alive(pid) {
@@ -439,7 +445,8 @@ func TestStalePIDFileRefused(t *testing.T) {
 	cs, url := startServer(t, "dev", map[string]any{"x": 1})
 	sleep := startProcess(t, "sleep", "600") // SIGHUP would kill it
 	pidFile := writeFile(t, dir, "app.pid", strconv.Itoa(sleep.Process.Pid))
-	text := baseConfig(url) + templateBlock(t, dir, "a.conf", "a={{ .Settings.x }}", "app") + legacyTarget(pidFile)
+	text := baseConfig(url) +
+		templateBlock(t, dir, "a.conf", "a={{ .Settings.x }}", "app") + legacyTarget(pidFile)
 	a, logs := newTestAgent(t, dir, text)
 	runAgent(t, a)
 	eventually(t, 10*time.Second, logHas(logs, "reload refused"))
@@ -493,7 +500,8 @@ func TestMinIntervalBurst(t *testing.T) {
 	t.Logf("posting took %s; %d reloads; legacyapp read %d times on SIGHUP, last %q",
 		time.Since(start).Round(time.Millisecond), reloads, len(got), got[len(got)-1])
 	if reloads > 4 || len(got) > 4 {
-		t.Errorf("%d reloads logged, %d SIGHUPs seen for %d updates with min_interval 1s, want at most 4", reloads, len(got), updates)
+		t.Errorf("%d reloads logged, %d SIGHUPs seen for %d updates with min_interval 1s, want at most 4",
+			reloads, len(got), updates)
 	}
 	// The last update's reload waited for the interval; it was not dropped.
 	eventually(t, 10*time.Second, logHas(logs, "deferred reload done"))

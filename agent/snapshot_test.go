@@ -75,8 +75,10 @@ func TestDecodeEventRepeatedKeys(t *testing.T) {
 	}{
 		{"none", `{"settings":{"port":1,"a":{"port":2}}}`, nil, int64(1)},
 		{"top level", `{"settings":{"port":1,"port":2}}`, []string{"settings.port"}, int64(2)},
-		{"three times", `{"settings":{"port":1,"port":2,"port":3}}`, []string{"settings.port", "settings.port"}, int64(3)},
-		{"in an array", `{"settings":{"port":1,"l":[{"x":1},{"x":1,"x":2}]}}`, []string{"settings.l[1].x"}, int64(1)},
+		{"three times", `{"settings":{"port":1,"port":2,"port":3}}`,
+			[]string{"settings.port", "settings.port"}, int64(3)},
+		{"in an array", `{"settings":{"port":1,"l":[{"x":1},{"x":1,"x":2}]}}`,
+			[]string{"settings.l[1].x"}, int64(1)},
 		{"colon inside strings", `{"settings":{"port":1,"u":"a:b\":c","k:":"v"}}`, nil, int64(1)},
 		{"wrapper repeated", `{"settings":{"port":1},"settings":{"port":5}}`, []string{"settings"}, int64(5)},
 	}

@@ -125,7 +125,8 @@ func TestReloadChangesModeAndOwnerWhileASpareWaits(t *testing.T) {
 	})
 	old := tempsIn(dir)[0]
 
-	writeFile(t, dir, "sseconfd.toml", baseConfig(url)+block+"mode = \"0600\"\nuser = \"65534\"\ngroup = \"65534\"\n")
+	writeFile(t, dir, "sseconfd.toml", baseConfig(url)+
+		block+"mode = \"0600\"\nuser = \"65534\"\ngroup = \"65534\"\n")
 	if _, err := a.ReloadConfig(context.Background(), path); err != nil {
 		t.Fatal(err)
 	}

@@ -403,16 +403,23 @@ func TestStreamHTTPErrors(t *testing.T) {
 		serve func(w http.ResponseWriter)
 		want  string
 	}{
-		{"500", func(w http.ResponseWriter) { http.Error(w, "boom  in\nthe backend", http.StatusInternalServerError) }, `HTTP 500: "boom in the backend"`},
-		{"404", func(w http.ResponseWriter) { http.Error(w, "no such env", http.StatusNotFound) }, `HTTP 404: "no such env"`},
+		{"500", func(w http.ResponseWriter) {
+			http.Error(w, "boom  in\nthe backend", http.StatusInternalServerError)
+		}, `HTTP 500: "boom in the backend"`},
+		{"404", func(w http.ResponseWriter) { http.Error(w, "no such env", http.StatusNotFound) },
+			`HTTP 404: "no such env"`},
 		{"204", func(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }, "HTTP 204: (empty body)"},
 		{"wrong content type", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "<html>login</html>")
 		}, `HTTP 200 with content type "text/html", want text/event-stream: "<html>login</html>"`},
-		{"401", func(w http.ResponseWriter) { http.Error(w, "who are you", http.StatusUnauthorized) }, `authentication failed: HTTP 401: "who are you" (no source.token_file is set)`},
-		{"403", func(w http.ResponseWriter) { http.Error(w, "go away", http.StatusForbidden) }, `authentication failed: HTTP 403: "go away"`},
-		{"long body cut", func(w http.ResponseWriter) { http.Error(w, strings.Repeat("x", 5000), http.StatusBadGateway) }, `HTTP 502: "` + strings.Repeat("x", 200) + `"`},
+		{"401", func(w http.ResponseWriter) { http.Error(w, "who are you", http.StatusUnauthorized) },
+			`authentication failed: HTTP 401: "who are you" (no source.token_file is set)`},
+		{"403", func(w http.ResponseWriter) { http.Error(w, "go away", http.StatusForbidden) },
+			`authentication failed: HTTP 403: "go away"`},
+		{"long body cut", func(w http.ResponseWriter) {
+			http.Error(w, strings.Repeat("x", 5000), http.StatusBadGateway)
+		}, `HTTP 502: "` + strings.Repeat("x", 200) + `"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1002,7 +1009,8 @@ func TestStreamTokenRotationAndHeaders(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{"Bearer tok-alpha-123", "Bearer tok-bravo-456"}; fmt.Sprint(auths[:2]) != fmt.Sprint(want) {
+	want := []string{"Bearer tok-alpha-123", "Bearer tok-bravo-456"}
+	if fmt.Sprint(auths[:2]) != fmt.Sprint(want) {
 		t.Errorf("Authorization headers = %q, want %q", auths[:2], want)
 	}
 	if teams[0] != "web" || teams[1] != "web" {
@@ -1170,10 +1178,12 @@ func TestBatchReaderTrickle(t *testing.T) {
 		// The comment is one batch, up to the CR that ends the empty line;
 		// the 1 MiB event comes in batches that at least double, so the
 		// parser rescans it a few times, not a million.
-		{"large event", ": hi\r\n\r\n" + "data: " + strings.Repeat("x", 1<<20) + "\r\n\r" + "\ndata: tail", "", 7, 10},
+		{"large event", ": hi\r\n\r\n" + "data: " + strings.Repeat("x", 1<<20) + "\r\n\r" + "\ndata: tail",
+			"", 7, 10},
 		// Empty lines after an event end have no effect (WHATWG): they are
 		// dropped, or go-sse's Read would buffer and rescan the run of them.
-		{"empty lines", ": hi\n\n" + strings.Repeat("\n", 1<<20) + event(`{"a":1}`), ": hi\n\n" + event(`{"a":1}`), 6, 10},
+		{"empty lines", ": hi\n\n" + strings.Repeat("\n", 1<<20) + event(`{"a":1}`),
+			": hi\n\n" + event(`{"a":1}`), 6, 10},
 		{"empty CRLF and CR lines", ": hi\r\n\r\n\r\n\r\r\r\ndata: 1\r\n\r\n",
 			": hi\r\n\r\ndata: 1\r\n\r\n", 7, 10},
 		// Before any content they are kept: a BOM after them is no leading BOM.

@@ -72,7 +72,8 @@ func TestPostRefusesInvalidUTF8(t *testing.T) {
 	if code := postConfig(t, base, body); code != http.StatusBadRequest {
 		t.Errorf("POST /config with invalid UTF-8: HTTP %d, want 400", code)
 	}
-	if _, _, got := get(t, base+"/config/dev"); got != `{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}` {
+	_, _, got := get(t, base+"/config/dev")
+	if got != `{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}` {
 		t.Errorf("after a refused POST, GET /config/dev = %s", got)
 	}
 }

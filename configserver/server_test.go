@@ -53,11 +53,14 @@ func TestGetConfig(t *testing.T) {
 		wantType   string
 		wantBody   string
 	}{
-		{"/config/dev", 200, "application/json", `{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}`},
-		{"/config/stage", 200, "application/json", `{"ball_color":"red","ball_size":25,"ball_speed":5,"number_of_balls":40}`},
+		{"/config/dev", 200, "application/json",
+			`{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}`},
+		{"/config/stage", 200, "application/json",
+			`{"ball_color":"red","ball_size":25,"ball_speed":5,"number_of_balls":40}`},
 		{"/config/nope", 404, "text/plain; charset=utf-8", "environment nope not found\n"},
 		{"/config/history/nope", 404, "text/plain; charset=utf-8", "environment nope not found\n"},
-		{"/config/version/dev/1", 200, "application/json", `{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}`},
+		{"/config/version/dev/1", 200, "application/json",
+			`{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}`},
 		{"/config/version/dev/0", 400, "text/plain; charset=utf-8", ""},
 		{"/config/version/dev/2", 400, "text/plain; charset=utf-8", ""},
 		{"/config/version/dev/x", 400, "text/plain; charset=utf-8", ""},
@@ -110,7 +113,8 @@ func TestPostAndHistory(t *testing.T) {
 	if _, _, v2 := get(t, base+"/config/version/dev/2"); !strings.Contains(v2, `"ball_speed":50`) {
 		t.Errorf("version 2 = %s", v2)
 	}
-	for _, bad := range []string{`{`, `{"env": "dev"}`, `{"env": "", "settings": {}}`, `{"env": "dev", "settings": [1]}`} {
+	for _, bad := range []string{`{`, `{"env": "dev"}`,
+		`{"env": "", "settings": {}}`, `{"env": "dev", "settings": [1]}`} {
 		if code := postConfig(t, base, bad); code != 400 {
 			t.Errorf("POST %s = %d, want 400", bad, code)
 		}
@@ -163,7 +167,8 @@ func TestStream(t *testing.T) {
 		t.Fatalf("GET /sse/dev = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	// The initial event: exactly one data line with the current settings, then a blank line.
-	if l := next(t, lines, false); l != `data: {"settings":{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}}` {
+	first := `data: {"settings":{"ball_color":"blue","ball_size":25,"ball_speed":5,"number_of_balls":40}}`
+	if l := next(t, lines, false); l != first {
 		t.Fatalf("first line = %q", l)
 	}
 	if l := next(t, lines, false); l != "" {

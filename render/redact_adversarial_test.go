@@ -77,7 +77,8 @@ func TestRenderErrorsKeepTemplateText(t *testing.T) {
 // multi-line value (a PEM key) joined with other lines.
 func TestRedactCommandOutput(t *testing.T) {
 	pem := "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nSECRETSECRETSECRETSECRETSECRET01\n-----END KEY-----"
-	settings := map[string]any{"key": pem, "pw": `pa"ss-SECRET`, "py": `it's\SECRET`, "uni": "ünï-secret-wert", "n": map[string]any{"x": []any{"deep-SECRET"}}}
+	settings := map[string]any{"key": pem, "pw": `pa"ss-SECRET`, "py": `it's\SECRET`,
+		"uni": "ünï-secret-wert", "n": map[string]any{"x": []any{"deep-SECRET"}}}
 	outputs := []string{
 		"nginx: [emerg] unknown directive \"SECRETSECRETSECRETSECRETSECRET01\" in /etc/x.conf:3",
 		"line 2: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC | SECRETSECRETSECRETSECRETSECRET01",

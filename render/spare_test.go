@@ -143,7 +143,8 @@ func TestSpareNotTrustedAfterTampering(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(dir, "victim")); err == nil && string(b) != "keep me" {
 				t.Fatalf("the symlink's target was changed to %q", b)
 			}
-			if fi, err := os.Lstat(spare); name == "replaced by a symlink" && (err != nil || fi.Mode()&os.ModeSymlink == 0) {
+			if fi, err := os.Lstat(spare); name == "replaced by a symlink" &&
+				(err != nil || fi.Mode()&os.ModeSymlink == 0) {
 				t.Fatalf("the symlink at the spare's name was not left alone: %v, %v", fi, err)
 			}
 		})

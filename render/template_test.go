@@ -75,7 +75,8 @@ func TestRenderErrors(t *testing.T) {
 		{"index miss on map", `{{ index .Settings "absent" }}`, []string{"absent"}, true},
 		{"index out of range", `{{ index .Settings.list 3 }}`, []string{"out of range"}, true},
 		{"null in range body", "{{ range $k, $v := .Settings.nested }}{{ $v }}{{ end }}", []string{"$v"}, true},
-		{"required", `{{ required "ball_color must be set" .Settings.nothing }}`, []string{"ball_color must be set"}, false},
+		{"required", `{{ required "ball_color must be set" .Settings.nothing }}`,
+			[]string{"ball_color must be set"}, false},
 		{"value quoted by Go", "{{ range .Settings.secret }}{{ end }}",
 			[]string{"range can't iterate over"}, false},
 		{"value in call error", "{{ .Settings.secret | int | div 1 }}", nil, false},
@@ -116,7 +117,8 @@ func TestRenderErrors(t *testing.T) {
 func TestNullGoesToFunctions(t *testing.T) {
 	// A null passed to a function is the function's business: sprig's
 	// default relies on receiving it.
-	tmpl, err := Parse("t", `{{ .Settings.n | default "fallback" }} {{ if .Settings.n }}set{{ else }}unset{{ end }}`)
+	tmpl, err := Parse("t", `{{ .Settings.n | default "fallback" }}
+	{{ if .Settings.n }}set{{ else }}unset{{ end }}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +129,8 @@ func TestNullGoesToFunctions(t *testing.T) {
 }
 
 func TestMissingKeyZero(t *testing.T) {
-	tmpl, err := Parse("t", `[{{ .Settings.absent }}][{{ .Settings.n }}][{{ index .Settings "absent" }}]`, MissingKeyZero())
+	tmpl, err := Parse("t", `[{{ .Settings.absent }}][{{ .Settings.n }}][{{ index .Settings "absent" }}]`,
+		MissingKeyZero())
 	if err != nil {
 		t.Fatal(err)
 	}

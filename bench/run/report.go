@@ -103,7 +103,8 @@ func printLatency(w io.Writer, l Latency) {
 	fmt.Fprintf(w, "median floor, to file\t%s\t\n", statCells(l.Floor.File))
 	fmt.Fprintf(w, "median agent, to SIGHUP\t%s\t\n", statCells(l.Agent.Hup))
 	fmt.Fprintf(w, "median floor, to SIGHUP\t%s\t\n", statCells(l.Floor.Hup))
-	fmt.Fprintf(w, "agent/floor ratio (median of rounds)\tfile p50 %.2fx\tfile p99 %.2fx\tSIGHUP p50 %.2fx\tSIGHUP p99 %.2fx\t\n",
+	fmt.Fprintf(w, "agent/floor ratio (median of rounds)\tfile p50 %.2fx\t"+
+		"file p99 %.2fx\tSIGHUP p50 %.2fx\tSIGHUP p99 %.2fx\t\n",
 		l.Ratios.FileP50, l.Ratios.FileP99, l.Ratios.HupP50, l.Ratios.HupP99)
 }
 

@@ -14,7 +14,8 @@ import (
 // and on SIGTERM writes "term" to a mark file and exits.
 func stubbornProgram(dir string) (line, pidFile, mark string) {
 	pidFile, mark = filepath.Join(dir, "program.pid"), filepath.Join(dir, "program.mark")
-	line = fmt.Sprintf(`sh -c 'echo $$ > %s; trap "echo term > %s; exit 0" TERM; while :; do sleep 0.05; done'`, pidFile, mark)
+	line = fmt.Sprintf(`sh -c 'echo $$ > %s; trap "echo term > %s; exit 0" TERM; while :; do sleep 0.05; done'`,
+		pidFile, mark)
 	return line, pidFile, mark
 }
 
@@ -27,7 +28,8 @@ func TestExecStopsWithDaemon(t *testing.T) {
 			dir := t.TempDir()
 			_, url := startConfigServer(t, "dev", map[string]any{"port": 8080})
 			line, pidFile, mark := stubbornProgram(dir)
-			config, _ := writeConfig(t, dir, url, fmt.Sprintf("reload = \"app\"\n\n[[reload]]\nname = \"app\"\nexec = %q\n", line))
+			config, _ := writeConfig(t, dir, url,
+				fmt.Sprintf("reload = \"app\"\n\n[[reload]]\nname = \"app\"\nexec = %q\n", line))
 			d := startDaemon(t, nil, "-config", config)
 			waitFor(t, "the program's pid file", func() bool { _, err := os.Stat(pidFile); return err == nil }, d.logs)
 			b, _ := os.ReadFile(pidFile)
@@ -52,6 +54,7 @@ func TestExecTooManyExitsStopsDaemon(t *testing.T) {
 		"exec = \"sh -c 'exit 3'\"\nmax_restarts = 1\n")
 	r := sseconfd(t, nil, "run", "-log-format", "json", "-config", config)
 	if r.code != 1 || !strings.Contains(r.stderr, "program exits too often") {
-		t.Errorf("sseconfd run with a program that always exits: code %d, want 1 and \"program exits too often\"; stderr:\n%s", r.code, r.stderr)
+		t.Errorf("sseconfd run with a program that always exits: code %d, want 1 and \"program exits too often\"; stderr:\n%s",
+			r.code, r.stderr)
 	}
 }

@@ -113,7 +113,8 @@ func TestHelpListsFlagsWithDefaults(t *testing.T) {
 		command string
 		want    []string
 	}{
-		{"run", []string{"Usage: sseconfd run", "-config file", "(default /etc/sseconfd/sseconfd.toml)", "-dry-run", "(default false)", "-log-format", "-log-level", "SIGHUP"}},
+		{"run", []string{"Usage: sseconfd run", "-config file", "(default /etc/sseconfd/sseconfd.toml)",
+			"-dry-run", "(default false)", "-log-format", "-log-level", "SIGHUP"}},
 		{"once", []string{"Usage: sseconfd once", "-config file", "-dry-run", "-log-format", "-log-level"}},
 		{"render", []string{"Usage: sseconfd render", "-template file", "-settings file", "-env", "(default dev)"}},
 		{"validate", []string{"Usage: sseconfd validate", "-config file", "(default /etc/sseconfd/sseconfd.toml)"}},
@@ -164,7 +165,8 @@ func TestExitCodes(t *testing.T) {
 		{"once server down", []string{"once", "-config", down}, exitFailure},
 		{"run bad config", []string{"run", "-config", bad}, exitUsage},
 		{"run gives up", []string{"run", "-config", down}, exitFailure},
-		{"render ok", []string{"render", "-template", filepath.Join(dir, "app.tmpl"), "-settings", settings}, exitOK},
+		{"render ok", []string{"render", "-template", filepath.Join(dir, "app.tmpl"),
+			"-settings", settings}, exitOK},
 		{"render missing key", []string{"render", "-template", missingKey, "-settings", settings}, exitFailure},
 		{"render without flags", []string{"render"}, exitUsage},
 	}
@@ -216,8 +218,10 @@ command = "true"
 	}
 	want := []string{
 		config + `:4: source.idle_timout: unknown key (did you mean "idle_timeout"?)`,
-		config + `:12: template[1].destination: ` + filepath.Join(dir, "a.conf") + ` is also the destination of template[0]`,
-		config + `:16: template[2].destination: directory ` + filepath.Join(dir, "no", "such", "dir") + ` does not exist`,
+		config + `:12: template[1].destination: ` + filepath.Join(dir, "a.conf") +
+			` is also the destination of template[0]`,
+		config + `:16: template[2].destination: directory ` + filepath.Join(dir, "no", "such", "dir") +
+			` does not exist`,
 		config + `:19: reload[0].name: no [[template]] names "nginx"`,
 		broken + `:3: unexpected EOF`,
 		"5 problems; nothing was started or written.",
@@ -461,7 +465,8 @@ func TestMakeInstall(t *testing.T) {
 	for _, f := range []string{
 		"usr/bin/sseconfd", "etc/systemd/system/sseconfd.service",
 		"etc/sseconfd/sseconfd.toml", "etc/sseconfd/sseconfd.toml.example",
-		"etc/sseconfd/templates/nginx.conf.tmpl", "etc/sseconfd/templates/app.env.tmpl", "etc/sseconfd/templates/app.ini.tmpl",
+		"etc/sseconfd/templates/nginx.conf.tmpl", "etc/sseconfd/templates/app.env.tmpl",
+		"etc/sseconfd/templates/app.ini.tmpl",
 	} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("make install did not install %s: %v", f, err)
@@ -553,8 +558,8 @@ func TestMakeInstallTrialPrefix(t *testing.T) {
 		t.Fatalf("make install PREFIX=%s: %v\n%s", prefix, err, out)
 	}
 	config := filepath.Join(prefix, "etc/sseconfd/sseconfd.toml")
-	for _, f := range []string{"bin/sseconfd", "lib/systemd/system/sseconfd.service", "etc/sseconfd/sseconfd.toml",
-		"etc/sseconfd/templates/app.ini.tmpl"} {
+	for _, f := range []string{"bin/sseconfd", "lib/systemd/system/sseconfd.service",
+		"etc/sseconfd/sseconfd.toml", "etc/sseconfd/templates/app.ini.tmpl"} {
 		if _, err := os.Stat(filepath.Join(prefix, f)); err != nil {
 			t.Errorf("make install PREFIX=%s did not install %s: %v", prefix, f, err)
 		}

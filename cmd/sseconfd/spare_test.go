@@ -34,7 +34,8 @@ func TestKilledDaemonsSpareRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(left); err != nil {
 		t.Fatalf("the killed daemon's spare: %v", err)
 	}
-	others := []string{".sseconfd.other.conf.123", ".app.conf.sseconfd-backup", ".sseconfd.app.conf", "notes.txt"}
+	others := []string{".sseconfd.other.conf.123", ".app.conf.sseconfd-backup",
+		".sseconfd.app.conf", "notes.txt"}
 	for _, name := range others {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("keep"), 0o600); err != nil {
 			t.Fatal(err)
