@@ -117,8 +117,8 @@ func TestRenderErrors(t *testing.T) {
 func TestNullGoesToFunctions(t *testing.T) {
 	// A null passed to a function is the function's business: sprig's
 	// default relies on receiving it.
-	tmpl, err := Parse("t", `{{ .Settings.n | default "fallback" }}
-	{{ if .Settings.n }}set{{ else }}unset{{ end }}`)
+	tmpl, err := Parse("t",
+		`{{ .Settings.n | default "fallback" }} {{ if .Settings.n }}set{{ else }}unset{{ end }}`)
 	if err != nil {
 		t.Fatal(err)
 	}
