@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -249,30 +248,12 @@ func TestTuneGCIgnoresAnOvertakenResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newer := make(chan struct{})   // the stream sends the small settings
-	handled := make(chan struct{}) // the handler got them
+	handled := make(chan struct{}) // the handler got the small settings
 	var once sync.Once
-	var gets atomic.Int64
-	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if strings.HasPrefix(r.URL.Path, "/config/") {
-			if gets.Add(1) == 1 {
-				close(newer)
-				<-handled
-				writeJSON(w, string(large)) // older than the event: dropped
-				return
-			}
-			holdOpen(t, r) // no later resync before the test looks
-			return
-		}
-		writeStream(w, event(string(large)))
-		select {
-		case <-newer:
-			writeStream(w, event(`{"v":"small"}`))
-		case <-r.Context().Done():
-			return
-		}
-		holdOpen(t, r)
-	})
+	// The slow resync answers the large settings, older than the event:
+	// dropped. No later resync answers before the test looks.
+	url, _ := overtakenResync(t, string(large), `{"v":"small"}`, string(large), handled,
+		func(_ http.ResponseWriter, r *http.Request) { holdOpen(t, r) })
 	s, logs := fastStream(url)
 	s.Source.MaxEventBytes = 8 << 20
 	s.Source.ResyncInterval.Duration = 50 * time.Millisecond

@@ -931,33 +931,45 @@ func TestStreamResync404ChangesNothing(t *testing.T) {
 	}
 }
 
-func TestStreamResyncNeverReplacesANewerEvent(t *testing.T) {
-	newer := make(chan struct{})   // the stream sends C
-	handled := make(chan struct{}) // the handler got C
-	var once sync.Once
-	var gets atomic.Int64
+// overtakenResync serves a stream that sends the event first and, once
+// the first resync fetch has begun, the event newer; that slow fetch
+// answers stale only after handled is closed (by the test's handler, when
+// it got newer). Later fetches go to later. It returns the server's URL
+// and the count of fetches so far.
+func overtakenResync(t *testing.T, first, newer, stale string, handled <-chan struct{},
+	later func(w http.ResponseWriter, r *http.Request)) (string, *atomic.Int64) {
+	started := make(chan struct{})
+	gets := new(atomic.Int64)
 	url := sseServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if strings.HasPrefix(r.URL.Path, "/config/") {
 			if gets.Add(1) == 1 {
-				// A slow fetch: C arrives on the stream meanwhile, then
-				// this answers with the older B.
-				close(newer)
+				close(started)
 				<-handled
-				writeJSON(w, `{"v":"B"}`)
+				writeJSON(w, stale)
 				return
 			}
-			writeJSON(w, `{"v":"C"}`)
+			later(w, r)
 			return
 		}
-		writeStream(w, event(`{"v":"A"}`))
+		writeStream(w, event(first))
 		select {
-		case <-newer:
-			writeStream(w, event(`{"v":"C"}`))
+		case <-started:
+			writeStream(w, event(newer))
 		case <-r.Context().Done():
 			return
 		}
 		holdOpen(t, r)
 	})
+	return url, gets
+}
+
+func TestStreamResyncNeverReplacesANewerEvent(t *testing.T) {
+	handled := make(chan struct{}) // the handler got C
+	var once sync.Once
+	// A slow fetch: C arrives on the stream meanwhile, then it answers
+	// with the older B.
+	url, gets := overtakenResync(t, `{"v":"A"}`, `{"v":"C"}`, `{"v":"B"}`, handled,
+		func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, `{"v":"C"}`) })
 	s, _ := fastStream(url)
 	s.Source.ResyncInterval.Duration = 50 * time.Millisecond
 	run := startStream(t, s, func(snap Snapshot) {

@@ -64,21 +64,25 @@ func (t *Txn) PrepareSpares() {
 func roomForSpare(dest string) bool {
 	spares.Lock()
 	defer spares.Unlock()
-	_, have := spares.m[dest]
-	return !have && len(spares.m) < maxSpares
+	return roomLocked(dest)
 }
 
-// keepSpare stores sp as dest's spare, unless dest has one or there is no
-// room left; it reports whether sp was kept.
+// keepSpare stores sp as dest's spare if there is still room for it (see
+// roomForSpare); it reports whether sp was kept.
 func keepSpare(dest string, sp spare) bool {
 	spares.Lock()
 	defer spares.Unlock()
-	_, have := spares.m[dest]
-	if have || len(spares.m) >= maxSpares {
+	if !roomLocked(dest) {
 		return false
 	}
 	spares.m[dest] = sp
 	return true
+}
+
+// roomLocked is roomForSpare with spares locked.
+func roomLocked(dest string) bool {
+	_, have := spares.m[dest]
+	return !have && len(spares.m) < maxSpares
 }
 
 // makeSpare creates an empty temporary file beside target.
